@@ -69,13 +69,13 @@ func (p *DeadlinePolicy) rule(k Kind, u Urgency) DeadlineRule {
 // Assign sets r's deadlines for a referral that arrived at at.
 func (p *DeadlinePolicy) Assign(r *Referral, at time.Time) {
 	rule := p.rule(r.Kind, r.Urgency)
-	ack := p.Calendar.Deadline(at, rule.AcknowledgeDays)
-	respond := p.Calendar.Deadline(at, rule.RespondDays)
+	ack := p.Calendar.Deadline(at, rule.AcknowledgeDays).UTC()
+	respond := p.Calendar.Deadline(at, rule.RespondDays).UTC()
 	r.Deadlines = Deadlines{AcknowledgeBy: &ack, RespondBy: &respond, Basis: rule.Basis}
 	if ss := r.SupplementarySupport; ss != nil && ss.BasicDecisionDate != "" {
 		if d, err := time.ParseInLocation(time.DateOnly, ss.BasicDecisionDate, time.UTC); err == nil {
 			// Noon UTC is the same date in Helsinki, whatever the offset.
-			target := p.Calendar.Deadline(d.Add(12*time.Hour), p.KelaHandoffDays)
+			target := p.Calendar.Deadline(d.Add(12*time.Hour), p.KelaHandoffDays).UTC()
 			late := p.Calendar.BusinessDaysBetween(target, at)
 			r.Deadlines.KelaHandoffBy, r.Deadlines.KelaHandoffLateDays = &target, &late
 		}
@@ -85,6 +85,29 @@ func (p *DeadlinePolicy) Assign(r *Referral, at time.Time) {
 // Restart moves respond_by to count from at: an answer to an info request completes the
 // case, and §14 a counts from the completed application.
 func (p *DeadlinePolicy) Restart(r *Referral, at time.Time) {
-	respond := p.Calendar.Deadline(at, p.rule(r.Kind, r.Urgency).RespondDays)
+	respond := p.Calendar.Deadline(at, p.rule(r.Kind, r.Urgency).RespondDays).UTC()
 	r.Deadlines.RespondBy = &respond
+}
+
+// Overdue reports whether an open referral has missed a deadline at now: not acknowledged by
+// acknowledge_by, or not answered by respond_by. A referral waiting for the sender's answer
+// (info_requested) is not overdue on respond_by: the clock restarts when the answer comes.
+func (r *Referral) Overdue(now time.Time) bool {
+	if !r.Open() {
+		return false
+	}
+	d := r.Deadlines
+	if d.AcknowledgeBy != nil && r.Times.AcknowledgedAt == nil && now.After(*d.AcknowledgeBy) {
+		return true
+	}
+	return d.RespondBy != nil && !r.responded() && r.Status != StatusInfoRequested && now.After(*d.RespondBy)
+}
+
+// responded reports whether the respond_by clock has stopped: a social-work-need notification
+// is answered when the service-need assessment starts; every other kind when it is closed.
+func (r *Referral) responded() bool {
+	if r.Kind == KindSocialWorkNeed && r.Status == StatusInProgress {
+		return true
+	}
+	return r.Status.Terminal()
 }

@@ -1,0 +1,219 @@
+package api
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/kela-hva/referrals/domain"
+)
+
+// Claims are what a token says about its holder: the user (sub), organisation and roles.
+type Claims struct {
+	jwt.RegisteredClaims
+	Org   string   `json:"org"`
+	Roles []string `json:"roles"`
+	Name  string   `json:"name,omitempty"`
+}
+
+// DevIssuer is the issuer of tokens minted with the dev key; Audience is the default audience.
+const (
+	DevIssuer = "referrald-dev"
+	Audience  = "referrals"
+)
+
+// Authenticator verifies bearer tokens and turns them into actors. Token times are always
+// checked against the machine's real time, never the service's business clock.
+type Authenticator struct {
+	keys     jwt.VerificationKeySet
+	parser   *jwt.Parser
+	registry *domain.Registry
+}
+
+// AuthConfig configures token verification.
+type AuthConfig struct {
+	Keys     []crypto.PublicKey // Ed25519 keys (EdDSA)
+	Issuer   string
+	Audience string
+	Leeway   time.Duration
+	// Now is the real clock used for exp/nbf; nil means time.Now.
+	Now func() time.Time
+}
+
+// NewAuthenticator returns an authenticator that accepts EdDSA tokens signed by one of the
+// keys, for the issuer and audience, with exp required. Returns an error without keys.
+func NewAuthenticator(cfg AuthConfig, reg *domain.Registry) (*Authenticator, error) {
+	if len(cfg.Keys) == 0 {
+		return nil, errors.New("auth: no verification keys configured")
+	}
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("auth: issuer and audience are required")
+	}
+	set := jwt.VerificationKeySet{}
+	for _, k := range cfg.Keys {
+		set.Keys = append(set.Keys, k)
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithExpirationRequired(),
+		jwt.WithIssuer(cfg.Issuer), jwt.WithAudience(cfg.Audience), jwt.WithLeeway(cfg.Leeway),
+	}
+	if cfg.Now != nil {
+		opts = append(opts, jwt.WithTimeFunc(cfg.Now))
+	}
+	return &Authenticator{keys: set, parser: jwt.NewParser(opts...), registry: reg}, nil
+}
+
+// Authenticate verifies the Authorization header value and returns the actor. Returns
+// EUnauthorized for a missing, malformed, badly signed, expired or inconsistent token.
+func (a *Authenticator) Authenticate(header string) (domain.Actor, error) {
+	raw, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || raw == "" {
+		return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "a bearer token is required")
+	}
+	var c Claims
+	if _, err := a.parser.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return a.keys, nil }); err != nil {
+		reason := "the token is invalid"
+		switch {
+		case errors.Is(err, jwt.ErrTokenExpired):
+			reason = "the token has expired"
+		case errors.Is(err, jwt.ErrTokenNotValidYet):
+			reason = "the token is not valid yet"
+		case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+			reason = "the token signature is invalid"
+		}
+		return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "%s", reason)
+	}
+	actor := domain.Actor{UserID: c.Subject, Name: c.Name, Org: domain.OrgID(c.Org)}
+	if actor.UserID == "" || len(actor.UserID) > 128 {
+		return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "the token has no valid subject")
+	}
+	if _, ok := a.registry.Organisation(actor.Org); !ok {
+		return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "the token names an unknown organisation")
+	}
+	for _, r := range c.Roles {
+		role := domain.Role(r)
+		switch {
+		case !role.Valid():
+			return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "the token names an unknown role")
+		case role == domain.RoleKelaHandler && !actor.Org.IsKela(), role == domain.RoleSocialWorker && !actor.Org.IsCounty():
+			return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "the token's role does not belong to its organisation")
+		}
+		actor.Roles = append(actor.Roles, role)
+	}
+	return actor, nil
+}
+
+// MintToken signs a token for the claims, valid from now for ttl. Used by referralctl and tests.
+func MintToken(key ed25519.PrivateKey, sub string, org domain.OrgID, roles []domain.Role, name string, now time.Time, ttl time.Duration) (string, error) {
+	c := Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject: sub, Issuer: DevIssuer, Audience: jwt.ClaimStrings{Audience},
+			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now.Add(-time.Second)),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+		},
+		Org: string(org), Name: name,
+	}
+	for _, r := range roles {
+		c.Roles = append(c.Roles, string(r))
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(key)
+}
+
+// DevKeyFile is the name of the dev signing key in the data directory.
+const DevKeyFile = "dev-signing-key.pem"
+
+// LoadOrCreateDevKey returns the dev signing key from dir, creating it (mode 0600) on first use.
+func LoadOrCreateDevKey(dir string) (ed25519.PrivateKey, error) {
+	path := filepath.Join(dir, DevKeyFile)
+	if b, err := os.ReadFile(path); err == nil {
+		return parsePrivateKey(b)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("auth: read dev key: %w", err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("auth: generate dev key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("auth: encode dev key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) { // another process won the race
+			return LoadOrCreateDevKey(dir)
+		}
+		return nil, fmt.Errorf("auth: create dev key: %w", err)
+	}
+	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("auth: write dev key: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("auth: sync dev key: %w", err)
+	}
+	return priv, f.Close()
+}
+
+// ReadDevKey reads an existing dev signing key from dir.
+func ReadDevKey(dir string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(filepath.Join(dir, DevKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("auth: read dev key (start referrald --dev once to create it): %w", err)
+	}
+	return parsePrivateKey(b)
+}
+
+func parsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("auth: dev key is not PEM")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("auth: parse dev key: %w", err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, errors.New("auth: dev key is not Ed25519")
+	}
+	return priv, nil
+}
+
+// ReadPublicKeys reads one or more PEM "PUBLIC KEY" blocks (Ed25519) from a file.
+func ReadPublicKeys(path string) ([]crypto.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth: read public keys: %w", err)
+	}
+	var keys []crypto.PublicKey
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("auth: parse public key in %s: %w", path, err)
+		}
+		if _, ok := k.(ed25519.PublicKey); !ok {
+			return nil, fmt.Errorf("auth: %s: only Ed25519 keys are accepted", path)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("auth: no PEM public key in %s", path)
+	}
+	return keys, nil
+}

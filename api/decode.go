@@ -1,0 +1,131 @@
+package api
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/kela-hva/referrals/domain"
+	"github.com/labstack/echo/v4"
+)
+
+// decode reads the request body (already size-checked by validate) into dst, refusing
+// unknown fields and trailing data. An empty body decodes as {} when emptyOK.
+func decode(c echo.Context, dst any, emptyOK bool) error {
+	body, _ := c.Get(ctxBody).([]byte)
+	if len(bytes.TrimSpace(body)) == 0 {
+		if emptyOK {
+			return nil
+		}
+		return &domain.Error{Code: domain.EMalformed, Message: "a JSON body is required",
+			Fields: []domain.FieldError{{Pointer: "", Detail: "body is empty"}}}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return &domain.Error{Code: domain.EMalformed, Message: "the body must hold one JSON object",
+			Fields: []domain.FieldError{{Pointer: "", Detail: "unexpected data after the JSON object"}}}
+	}
+	return nil
+}
+
+// decodeError explains a JSON decoding error without echoing any of the input.
+func decodeError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	fe := domain.FieldError{Pointer: "", Detail: "body is not valid JSON"}
+	switch {
+	case errors.As(err, &syn):
+	case errors.As(err, &typ):
+		fe = domain.FieldError{Pointer: pointerOf(typ.Field), Detail: "must be a JSON " + jsonKind(typ.Type.Kind().String())}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		fe = domain.FieldError{Pointer: "/" + escapePointer(name), Detail: "unknown field"}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		fe.Detail = "body ends before the JSON is complete"
+	}
+	return &domain.Error{Code: domain.EMalformed, Message: "the request body cannot be read", Fields: []domain.FieldError{fe}}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "struct", "map", "ptr":
+		return "object"
+	}
+	return "number"
+}
+
+// pointerOf turns encoding/json's dotted field path ("client.name") into a JSON pointer.
+func pointerOf(field string) string {
+	if field == "" {
+		return ""
+	}
+	parts := strings.Split(field, ".")
+	for i, p := range parts {
+		parts[i] = escapePointer(p)
+	}
+	return "/" + strings.Join(parts, "/")
+}
+
+func escapePointer(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// etag is the entity tag of a referral version.
+func etag(r *domain.Referral) string { return `"v` + strconv.Itoa(r.Version) + `"` }
+
+// ifMatch reads If-Match: 0 when absent or "*", else the version it names. A value that
+// names no version can never match: EPrecondition.
+func ifMatch(c echo.Context) (int, error) {
+	h := strings.TrimSpace(c.Request().Header.Get("If-Match"))
+	if h == "" || h == "*" {
+		return 0, nil
+	}
+	h = strings.TrimPrefix(h, "W/")
+	if v, ok := strings.CutPrefix(strings.Trim(h, `"`), "v"); ok {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return n, nil
+		}
+	}
+	return 0, domain.Errorf(domain.EPrecondition, "If-Match does not name a version of this referral")
+}
+
+// Cursors are opaque to clients: a version prefix and the last id of the previous page.
+const cursorPrefix = "c1."
+
+func encodeCursor(id string) string {
+	if id == "" {
+		return ""
+	}
+	return cursorPrefix + base64.RawURLEncoding.EncodeToString([]byte(id))
+}
+
+func decodeCursor(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	bad := &domain.Error{Code: domain.EMalformed, Message: "the cursor is not valid",
+		Fields: []domain.FieldError{{Pointer: "", Detail: "query parameter cursor: not a cursor this service issued"}}}
+	raw, ok := strings.CutPrefix(s, cursorPrefix)
+	if !ok {
+		return "", bad
+	}
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil || len(b) != 36 {
+		return "", bad
+	}
+	return string(b), nil
+}

@@ -1,0 +1,31 @@
+package api
+
+import (
+	"github.com/kela-hva/referrals/domain"
+	"github.com/labstack/echo/v4"
+)
+
+// addRoutes lists the whole HTTP surface in one place.
+func addRoutes(e *echo.Echo, d Deps) {
+	e.GET("/healthz", handleHealthz())
+	e.GET("/readyz", handleReadyz(d.Ready))
+	e.GET("/openapi.yaml", handleSpec(d.Spec))
+
+	v1 := e.Group("/v1", authenticate(d.Auth), validate(d.Validator, d.BodyLimit))
+	v1.POST("/referrals", handleCreate(d.Service, d.Audit))
+	v1.GET("/referrals", handleList(d.Service, d.Audit))
+	v1.GET("/referrals/:id", handleGet(d.Service, d.Audit))
+	v1.POST("/referrals/:id/receive", handleTransition(d.Service, d.Audit, domain.ActionReceive))
+	v1.POST("/referrals/:id/start", handleTransition(d.Service, d.Audit, domain.ActionStart))
+	v1.POST("/referrals/:id/request-info", handleTransition(d.Service, d.Audit, domain.ActionRequestInfo))
+	v1.POST("/referrals/:id/complete", handleTransition(d.Service, d.Audit, domain.ActionComplete))
+	v1.POST("/referrals/:id/return", handleTransition(d.Service, d.Audit, domain.ActionReturn))
+	v1.POST("/referrals/:id/withdraw", handleTransition(d.Service, d.Audit, domain.ActionWithdraw))
+	v1.POST("/referrals/:id/forward", handleTransition(d.Service, d.Audit, domain.ActionForward))
+	v1.POST("/referrals/:id/messages", handleAddMessage(d.Service, d.Audit))
+	v1.GET("/referrals/:id/messages", handleMessages(d.Service, d.Audit))
+	v1.GET("/referrals/:id/timeline", handleTimeline(d.Service, d.Audit))
+	v1.POST("/clients/search", handleClientSearch(d.Service, d.Audit))
+	v1.GET("/organisations", handleOrganisations(d.Registry))
+	v1.GET("/municipalities", handleMunicipalities(d.Registry))
+}

@@ -1,0 +1,105 @@
+// Command referralctl is the operator's tool for referrald: dev tokens now, backups and key
+// rotation later.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kela-hva/referrals/api"
+	"github.com/kela-hva/referrals/domain"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "referralctl:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: referralctl <command> [flags]
+
+commands:
+  token   print a dev token: token --data-dir DIR --org ORG --role ROLE [--role ROLE] [--sub ID] [--name NAME] [--ttl 8h]
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	switch args[0] {
+	case "token":
+		return cmdToken(args[1:], getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// cmdToken prints a token signed with the dev key of a --dev data directory, and nothing else
+// on stdout, so it can be captured: TOKEN=$(referralctl token …).
+func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data-dir", orDefault(getenv("REFERRAL_DATA_DIR"), "./data"), "data directory of a referrald --dev")
+	org := fs.String("org", "", "organisation id: kela or hva-NN")
+	sub := fs.String("sub", "", "user id (default: dev-<org>-<role>)")
+	name := fs.String("name", "", "user's display name")
+	ttl := fs.Duration("ttl", 8*time.Hour, "validity")
+	var roles multiFlag
+	fs.Var(&roles, "role", "kela_handler, social_worker, supervisor or auditor (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	reg := domain.DefaultRegistry()
+	if _, ok := reg.Organisation(domain.OrgID(*org)); !ok {
+		return fmt.Errorf("--org %q: not an organisation (kela, hva-01 … hva-21, hva-90)", *org)
+	}
+	if len(roles) == 0 {
+		return errors.New("--role is required")
+	}
+	var rs []domain.Role
+	for _, r := range roles {
+		if !domain.Role(r).Valid() {
+			return fmt.Errorf("--role %q: not a role", r)
+		}
+		rs = append(rs, domain.Role(r))
+	}
+	if *ttl <= 0 || *ttl > 7*24*time.Hour {
+		return errors.New("--ttl must be positive and at most a week")
+	}
+	if *sub == "" {
+		*sub = "dev-" + *org + "-" + string(rs[0])
+	}
+	key, err := api.ReadDevKey(*dataDir)
+	if err != nil {
+		return err
+	}
+	tok, err := api.MintToken(key, *sub, domain.OrgID(*org), rs, *name, time.Now(), *ttl)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, tok)
+	return err
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

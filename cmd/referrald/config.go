@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// config is everything referrald can be told, by flag or by environment variable.
+type config struct {
+	addr          string
+	dataDir       string
+	natsURL       string
+	natsListen    string
+	dev           bool
+	jwtPublicKey  string
+	jwtIssuer     string
+	jwtAudience   string
+	bodyLimit     int64
+	batchDelay    time.Duration
+	devClockStart time.Time
+	devClockSpeed float64
+	shutdownGrace time.Duration
+	logLevel      string
+}
+
+// parseConfig reads flags over environment defaults. Flags win over the environment.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var c config
+	var clockStart string
+	var envErrs []error
+	envInt := func(name string, def int64) int64 {
+		if v := getenv(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s: not a whole number", name))
+			}
+			return n
+		}
+		return def
+	}
+	envFloat := func(name string, def float64) float64 {
+		if v := getenv(name); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s: not a number", name))
+			}
+			return f
+		}
+		return def
+	}
+	envDuration := func(name string, def time.Duration) time.Duration {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s: not a duration such as 1ms", name))
+			}
+			return d
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("referrald", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", env("REFERRAL_ADDR", "127.0.0.1:8080"), "HTTP listen address (REFERRAL_ADDR)")
+	fs.StringVar(&c.dataDir, "data-dir", env("REFERRAL_DATA_DIR", "./data"), "directory for the bbolt file, keys and the embedded NATS store (REFERRAL_DATA_DIR)")
+	fs.StringVar(&c.natsURL, "nats-url", env("NATS_URL", ""), "external NATS server URL; empty runs an embedded server (NATS_URL)")
+	fs.StringVar(&c.natsListen, "nats-listen", env("REFERRAL_NATS_LISTEN", "127.0.0.1:4222"), "where the embedded NATS server listens for other clients (REFERRAL_NATS_LISTEN)")
+	fs.BoolVar(&c.dev, "dev", env("REFERRAL_DEV", "") == "true", "development mode: dev signing key in the data dir, dev clock allowed (REFERRAL_DEV=true)")
+	fs.StringVar(&c.jwtPublicKey, "jwt-public-key", env("REFERRAL_JWT_PUBLIC_KEY", ""), "PEM file of Ed25519 public keys that sign tokens (REFERRAL_JWT_PUBLIC_KEY); required without --dev")
+	fs.StringVar(&c.jwtIssuer, "jwt-issuer", env("REFERRAL_JWT_ISSUER", ""), "required token issuer (REFERRAL_JWT_ISSUER); required without --dev")
+	fs.StringVar(&c.jwtAudience, "jwt-audience", env("REFERRAL_JWT_AUDIENCE", "referrals"), "required token audience (REFERRAL_JWT_AUDIENCE)")
+	fs.Int64Var(&c.bodyLimit, "body-limit", envInt("REFERRAL_BODY_LIMIT", 1<<20), "largest request body in bytes (REFERRAL_BODY_LIMIT)")
+	fs.DurationVar(&c.batchDelay, "batch-delay", envDuration("REFERRAL_BATCH_DELAY", time.Millisecond), "bbolt group-commit delay (REFERRAL_BATCH_DELAY)")
+	fs.StringVar(&clockStart, "dev-clock-start", env("REFERRAL_DEV_CLOCK_START", ""), "dev only: the business clock starts at this RFC 3339 time")
+	fs.Float64Var(&c.devClockSpeed, "dev-clock-speed", envFloat("REFERRAL_DEV_CLOCK_SPEED", 0), "dev only: seconds of business time per real second")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for requests and the outbox")
+	fs.StringVar(&c.logLevel, "log-level", env("REFERRAL_LOG_LEVEL", "info"), "debug, info, warn or error (REFERRAL_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if len(envErrs) > 0 {
+		return c, errors.Join(envErrs...)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if clockStart != "" {
+		t, err := time.Parse(time.RFC3339, clockStart)
+		if err != nil {
+			return c, fmt.Errorf("--dev-clock-start: want an RFC 3339 time such as 2026-11-23T08:00:00+02:00: %w", err)
+		}
+		c.devClockStart = t
+	}
+	if !c.dev && (clockStart != "" || c.devClockSpeed != 0) {
+		return c, errors.New("--dev-clock-start and --dev-clock-speed are only allowed with --dev")
+	}
+	if c.devClockSpeed < 0 {
+		return c, errors.New("--dev-clock-speed must be positive")
+	}
+	if !c.dev && (c.jwtPublicKey == "" || c.jwtIssuer == "") {
+		return c, errors.New("without --dev, --jwt-public-key and --jwt-issuer are required (refusing to start without token verification keys)")
+	}
+	if c.bodyLimit <= 0 {
+		return c, errors.New("--body-limit must be positive")
+	}
+	return c, nil
+}
+

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kela-hva/referrals/api"
+	"github.com/kela-hva/referrals/broker"
+	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/openapi"
+	"github.com/kela-hva/referrals/store"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// run starts the service and blocks until ctx is cancelled, then shuts down gracefully: stop
+// accepting, finish requests, flush the outbox while NATS is up, close NATS and bbolt.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.logLevel)
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+
+	db, err := store.Open(filepath.Join(cfg.dataDir, "referrals.db"), store.Options{MaxBatchDelay: cfg.batchDelay})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+
+	indexKey, err := loadOrCreateSecret(cfg.dataDir, clientIndexKeyFile)
+	if err != nil {
+		return err
+	}
+	registry := domain.DefaultRegistry()
+	auth, err := authenticator(cfg, registry)
+	if err != nil {
+		return err
+	}
+	clock := businessClock(cfg)
+	svc := &domain.Service{
+		Store: db, Registry: registry, Clock: clock,
+		Policy:    domain.NewDeadlinePolicy(calendar.New(calendar.Options{})),
+		ClientKey: clientKeyFunc(indexKey),
+	}
+
+	// NATS: external when NATS_URL is set, else embedded with JetStream under the data dir.
+	var ns *server.Server
+	if cfg.natsURL == "" {
+		host, port, err := splitHostPort(cfg.natsListen)
+		if err != nil {
+			return fmt.Errorf("--nats-listen: %w", err)
+		}
+		ns, err = broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: filepath.Join(cfg.dataDir, "nats"), Host: host, Port: port})
+		if err != nil {
+			return err
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		log.Info("embedded nats listening", "url", ns.ClientURL())
+	}
+	nc, err := broker.Connect(cfg.natsURL, ns, "referrald")
+	if err != nil && ns != nil {
+		return err
+	}
+	if err != nil {
+		// An external NATS that is down at start must not stop the service: the outbox keeps
+		// events until it is back. Retry the connection in the background.
+		log.Warn("nats not reachable at start, retrying in the background", "err", err)
+		nc, err = nats.Connect(cfg.natsURL, nats.Name("referrald"), nats.MaxReconnects(-1),
+			nats.RetryOnFailedConnect(true), nats.ReconnectWait(time.Second))
+		if err != nil {
+			return fmt.Errorf("nats: %w", err)
+		}
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	relay := broker.NewRelay(db, js, broker.RelayOptions{Source: "/referrals", Logger: log})
+
+	spec, err := openapi.Load()
+	if err != nil {
+		return err
+	}
+	validator, err := openapi.NewValidator(spec)
+	if err != nil {
+		return err
+	}
+	handler := api.NewServer(api.Deps{
+		Service: svc, Auth: auth, Validator: validator, Logger: log, Audit: log.With("log", "audit"),
+		Spec: openapi.YAML(), Registry: registry, BodyLimit: cfg.bodyLimit,
+		Ready: readiness(db, nc, relay),
+	})
+	srv := &http.Server{
+		Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.addr, err)
+	}
+
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ensureStream(relayCtx, js, log)
+		_ = relay.Run(relayCtx)
+	}()
+	serveErr := make(chan error, 1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	}()
+	log.Info("listening", "addr", ln.Addr().String(), "dev", cfg.dev, "data_dir", cfg.dataDir, "business_time", clock.Now().Format(time.RFC3339))
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		stopRelay()
+		wg.Wait()
+		return fmt.Errorf("http: %w", err)
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	stopRelay()
+	wg.Wait()
+	if nc.IsConnected() {
+		if err := relay.Flush(shutdownCtx); err != nil {
+			log.Warn("outbox not fully flushed; it is delivered at the next start", "err", err)
+		}
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// ensureStream creates the REFERRALS stream, retrying with backoff until NATS answers.
+func ensureStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger) {
+	wait := 100 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := broker.EnsureStream(cctx, js, broker.StreamOptions{})
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn("ensure stream failed, retrying", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 10*time.Second)
+	}
+}
+
+func authenticator(cfg config, reg *domain.Registry) (*api.Authenticator, error) {
+	if cfg.dev {
+		priv, err := api.LoadOrCreateDevKey(cfg.dataDir)
+		if err != nil {
+			return nil, err
+		}
+		keys := []crypto.PublicKey{priv.Public()}
+		if cfg.jwtPublicKey != "" {
+			more, err := api.ReadPublicKeys(cfg.jwtPublicKey)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, more...)
+		}
+		iss := cfg.jwtIssuer
+		if iss == "" {
+			iss = api.DevIssuer
+		}
+		return api.NewAuthenticator(api.AuthConfig{Keys: keys, Issuer: iss, Audience: cfg.jwtAudience, Leeway: 30 * time.Second}, reg)
+	}
+	keys, err := api.ReadPublicKeys(cfg.jwtPublicKey)
+	if err != nil {
+		return nil, err
+	}
+	return api.NewAuthenticator(api.AuthConfig{Keys: keys, Issuer: cfg.jwtIssuer, Audience: cfg.jwtAudience, Leeway: 30 * time.Second}, reg)
+}
+
+// readiness reports the store, the NATS connection and the outbox relay.
+func readiness(db *store.DB, nc *nats.Conn, relay *broker.Relay) api.Readiness {
+	return func(ctx context.Context) (string, map[string]string) {
+		checks := map[string]string{}
+		if n, err := db.OutboxLen(); err != nil {
+			checks["store"] = "error"
+			return api.Unavailable, checks
+		} else {
+			checks["store"] = "ok"
+			checks["outbox_backlog"] = strconv.Itoa(n)
+		}
+		status := api.Ready
+		if nc.IsConnected() {
+			checks["nats"] = "ok"
+		} else {
+			checks["nats"], status = "disconnected", api.Degraded
+		}
+		if st := relay.Status(); st.Healthy {
+			checks["relay"] = "ok"
+		} else {
+			checks["relay"], status = "failing: events wait in the outbox", api.Degraded
+		}
+		return status, checks
+	}
+}
+
+func splitHostPort(hostport string) (string, int, error) {
+	host, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	if port == 0 {
+		port = -1 // random free port
+	}
+	return host, port, nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
