@@ -29,16 +29,16 @@ type Referral struct {
 	JointMeeting         *JointMeeting         `json:"joint_meeting,omitempty"`
 
 	// ResumeStatus is the state an info_requested referral returns to when the sender answers.
-	ResumeStatus Status      `json:"resume_status,omitempty"`
-	Outcome      *Outcome    `json:"outcome,omitempty"`
-	Closure      *Closure    `json:"closure,omitempty"`
-	ForwardedTo  string      `json:"forwarded_to,omitempty"`
-	ForwardedOf  string      `json:"forwarded_from,omitempty"`
-	Bounces      int         `json:"bounces"`
-	Times        Milestones  `json:"milestones"`
-	Messages     int         `json:"message_count"`
-	Timeline     int         `json:"timeline_count"`
-	ClientKey    string      `json:"-"` // keyed hash of the identity code, for client search
+	ResumeStatus Status     `json:"resume_status,omitempty"`
+	Outcome      *Outcome   `json:"outcome,omitempty"`
+	Closure      *Closure   `json:"closure,omitempty"`
+	ForwardedTo  string     `json:"forwarded_to,omitempty"`
+	ForwardedOf  string     `json:"forwarded_from,omitempty"`
+	Bounces      int        `json:"bounces"`
+	Times        Milestones `json:"milestones"`
+	Messages     int        `json:"message_count"`
+	Timeline     int        `json:"timeline_count"`
+	ClientKey    string     `json:"-"` // keyed hash of the identity code, for client search
 }
 
 // Deadlines are the statutory clocks of a referral (DOMAIN §7), each the end of its last day.
