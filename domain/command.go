@@ -185,6 +185,8 @@ func (s *Service) forward(r *Referral, actor Actor, c Command, now time.Time) (*
 	next.Times, next.Outcome, next.Closure, next.ResumeStatus = Milestones{}, nil, nil, ""
 	next.Messages, next.Timeline = 0, 0
 	s.Policy.Assign(&next, now)
+	// Kela's §14 c handoff clock measured Kela's transfer, not the forward between counties.
+	next.Deadlines.KelaHandoffBy, next.Deadlines.KelaHandoffLateDays = r.Deadlines.KelaHandoffBy, r.Deadlines.KelaHandoffLateDays
 	return &next, nil
 }
 

@@ -1,0 +1,67 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamName is the JetStream stream that holds referral events.
+const StreamName = "REFERRALS"
+
+// StreamSubject is the subject filter of the stream: every event subject
+// (referrals.v1.<sender>.<recipient>.<type>, see domain.Event.Subject).
+const StreamSubject = "referrals.v1.>"
+
+// DefaultDuplicates is the stream's default deduplication window on Nats-Msg-Id.
+const DefaultDuplicates = 2 * time.Minute
+
+// StreamOptions are the tunable settings of the REFERRALS stream.
+type StreamOptions struct {
+	// MaxAge drops messages older than this; 0 keeps them forever.
+	MaxAge time.Duration
+	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped; 0 means
+	// DefaultDuplicates. It may not exceed a non-zero MaxAge.
+	Duplicates time.Duration
+}
+
+// StreamConfig returns the configuration EnsureStream applies for opts.
+func StreamConfig(opts StreamOptions) jetstream.StreamConfig {
+	dup := opts.Duplicates
+	if dup <= 0 {
+		dup = DefaultDuplicates
+	}
+	return jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "Referral change events (CloudEvents 1.0 JSON), one subject per sender, recipient and type.",
+		Subjects:    []string{StreamSubject},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      opts.MaxAge,
+		Duplicates:  dup,
+		Replicas:    1,
+	}
+}
+
+// EnsureStream creates the REFERRALS stream, or updates it to the configuration of opts if it
+// exists; calling it again with the same options changes nothing. It returns an error if
+// opts are inconsistent (Duplicates longer than MaxAge) or the server refuses the
+// configuration, e.g. when an existing stream uses memory storage, which cannot be changed.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOptions) (jetstream.Stream, error) {
+	cfg := StreamConfig(opts)
+	if cfg.MaxAge < 0 {
+		return nil, fmt.Errorf("broker: ensure stream %s: negative MaxAge %s", StreamName, cfg.MaxAge)
+	}
+	if cfg.MaxAge > 0 && cfg.Duplicates > cfg.MaxAge {
+		return nil, fmt.Errorf("broker: ensure stream %s: duplicate window %s exceeds MaxAge %s",
+			StreamName, cfg.Duplicates, cfg.MaxAge)
+	}
+	s, err := js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("broker: ensure stream %s: %w", StreamName, err)
+	}
+	return s, nil
+}
