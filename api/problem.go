@@ -19,7 +19,7 @@ type Problem struct {
 	Instance  string              `json:"instance,omitempty"`
 	RequestID string              `json:"request_id,omitempty"`
 	Errors    []domain.FieldError `json:"errors,omitempty"`
-	Allowed   []domain.Action     `json:"allowed,omitempty"`
+	Allowed   *[]domain.Action    `json:"allowed,omitempty"` // set on 409, even when empty
 }
 
 // Extra problem codes of the HTTP layer; the domain's codes cover the rest.
@@ -76,10 +76,11 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		p := Problem{
 			Type: problemTypeBase + string(de.Code), Title: entry.title, Status: entry.status,
 			Detail: de.Message, Instance: c.Request().URL.Path, RequestID: requestID(c),
-			Errors: de.Fields, Allowed: de.Allowed,
+			Errors: de.Fields,
 		}
-		if de.Code == domain.EConflict && p.Allowed == nil {
-			p.Allowed = []domain.Action{}
+		if de.Code == domain.EConflict {
+			allowed := append([]domain.Action{}, de.Allowed...)
+			p.Allowed = &allowed
 		}
 		h := c.Response().Header()
 		h.Set(echo.HeaderContentType, "application/problem+json")

@@ -1,0 +1,284 @@
+package api_test
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kela-hva/referrals/api"
+	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/openapi"
+	"github.com/kela-hva/referrals/store"
+)
+
+// fakeClock is the business clock of the tests: it moves only when told.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// harness is the whole HTTP stack on a real bbolt file: no NATS (the outbox is read directly).
+type harness struct {
+	t     *testing.T
+	dir   string
+	db    *store.DB
+	srv   *httptest.Server
+	key   ed25519.PrivateKey
+	clock *fakeClock
+	logs  *syncBuffer
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+var (
+	specOnce  sync.Once
+	validator *openapi.Validator
+	specErr   error
+)
+
+func mustValidator(t *testing.T) *openapi.Validator {
+	t.Helper()
+	specOnce.Do(func() {
+		doc, err := openapi.Load()
+		if err != nil {
+			specErr = err
+			return
+		}
+		validator, specErr = openapi.NewValidator(doc)
+	})
+	if specErr != nil {
+		t.Fatalf("openapi: %v", specErr)
+	}
+	return validator
+}
+
+// testKey signs the tokens of every harness; otherKey signs tokens the service must refuse.
+var testKey, otherKey = mustKey(), mustKey()
+
+func mustKey() ed25519.PrivateKey {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// newHarness starts the stack on dir (a new temp dir when "").
+func newHarness(t *testing.T, dir string) *harness {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	db, err := store.Open(filepath.Join(dir, "referrals.db"), store.Options{MaxBatchDelay: time.Millisecond})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	h := &harness{t: t, dir: dir, db: db, key: testKey, logs: &syncBuffer{},
+		clock: &fakeClock{now: time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC)}}
+	reg := domain.DefaultRegistry()
+	auth, err := api.NewAuthenticator(api.AuthConfig{Keys: []crypto.PublicKey{testKey.Public()}, Issuer: api.DevIssuer, Audience: api.Audience}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := &domain.Service{
+		Store: db, Registry: reg, Clock: h.clock,
+		Policy: domain.NewDeadlinePolicy(calendar.New(calendar.Options{})),
+		ClientKey: func(pid string) string {
+			s := sha256.Sum256([]byte("test-key:" + pid))
+			return hex.EncodeToString(s[:])
+		},
+	}
+	log := slog.New(slog.NewJSONHandler(h.logs, nil))
+	h.srv = httptest.NewServer(api.NewServer(api.Deps{
+		Service: svc, Auth: auth, Validator: mustValidator(t), Logger: log, Audit: log.With("log", "audit"),
+		Spec: openapi.YAML(), Registry: reg,
+	}))
+	t.Cleanup(h.close)
+	return h
+}
+
+func (h *harness) close() {
+	if h.srv == nil {
+		return
+	}
+	h.srv.Close()
+	h.srv = nil
+	if err := h.db.Check(); err != nil {
+		h.t.Errorf("bbolt check: %v", err)
+	}
+	if err := h.db.Close(); err != nil {
+		h.t.Errorf("close store: %v", err)
+	}
+}
+
+// token mints a valid token for a user of org with roles.
+func (h *harness) token(org string, roles ...domain.Role) string {
+	h.t.Helper()
+	tok, err := api.MintToken(h.key, "user-"+org, domain.OrgID(org), roles, "Test User", time.Now(), time.Hour)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return tok
+}
+
+var (
+	kelaHandler = func(h *harness) string { return h.token("kela", domain.RoleKelaHandler) }
+	hkiWorker   = func(h *harness) string { return h.token("hva-90", domain.RoleSocialWorker) }
+	tampere     = func(h *harness) string { return h.token("hva-08", domain.RoleSocialWorker) }
+)
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response is not a JSON object: %v: %s", err, r.body)
+	}
+	return m
+}
+
+// do sends a request; body may be nil, a string (sent as it is) or a value (sent as JSON).
+// headers are name, value pairs.
+func (h *harness) do(method, path, token string, body any, headers ...string) response {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		js, err := json.Marshal(b)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		rd = bytes.NewReader(js)
+	}
+	req, err := http.NewRequest(method, h.srv.URL+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+		h.t.Errorf("%s %s: status %d with Content-Type %q, want application/problem+json", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if resp.StatusCode >= 500 {
+		h.t.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, b)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// Test identity codes: valid check characters, made-up people.
+const (
+	pidMatti = "131052-308T"
+	pidMaija = "010101A123N"
+)
+
+// needBody is a valid social_work_need from Kela for a client of municipality muni.
+func needBody(pid, muni string) map[string]any {
+	return map[string]any{
+		"kind": "social_work_need", "urgency": "normal", "kela_case_ref": "TO-2026-0012345",
+		"client": map[string]any{
+			"personal_id": pid, "name": "Matti Meikäläinen", "home_municipality": muni,
+			"language": "fi", "needs_interpreter": false, "phone": "+358401234567", "can_use_eservices": false,
+		},
+		"social_work_need": map[string]any{
+			"need_flags": []string{"housing_risk", "released_from_prison"}, "consent": "given",
+			"immediate_need": false, "description": "Released 2026-11-20, no address yet.",
+		},
+	}
+}
+
+// statementBody is a valid social_work_statement from a county to Kela.
+func statementBody(pid string) map[string]any {
+	return map[string]any{
+		"kind": "social_work_statement", "urgency": "normal", "kela_case_ref": "TO-2026-0099999",
+		"client": map[string]any{"personal_id": pid, "name": "Maija Mallikas", "home_municipality": "091"},
+		"to_kela": map[string]any{"subject": "Lausunto", "text": "Asiakasta on kuultu.",
+			"topics": []string{"other_basic_expenses"}, "client_heard": true},
+	}
+}
+
+// create makes a referral and returns its id.
+func (h *harness) create(token string, body map[string]any) string {
+	h.t.Helper()
+	r := h.do("POST", "/v1/referrals", token, body)
+	if r.status != http.StatusCreated {
+		h.t.Fatalf("create: status %d: %s", r.status, r.body)
+	}
+	return r.json(h.t)["id"].(string)
+}
+
+// act posts a transition and fails the test unless it answers 200.
+func (h *harness) act(token, id, action string, body any) map[string]any {
+	h.t.Helper()
+	r := h.do("POST", "/v1/referrals/"+id+"/"+action, token, body)
+	if r.status != http.StatusOK {
+		h.t.Fatalf("%s: status %d: %s", action, r.status, r.body)
+	}
+	return r.json(h.t)
+}

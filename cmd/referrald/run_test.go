@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kela-hva/referrals/api"
+	"github.com/kela-hva/referrals/broker"
+	"github.com/kela-hva/referrals/domain"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// service is one running referrald, started through run as main does.
+type service struct {
+	t       *testing.T
+	dir     string
+	base    string // http://127.0.0.1:port
+	natsURL string // embedded server's URL, "" with an external one
+	logs    *syncBuffer
+	stop    func()
+}
+
+// logField returns field of the first JSON log line whose msg is msg.
+func logField(logs, msg, field string) string {
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
+			s, _ := m[field].(string)
+			return s
+		}
+	}
+	return ""
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func startService(t *testing.T, dir string, extra ...string) *service {
+	t.Helper()
+	s := &service{t: t, dir: dir, logs: &syncBuffer{}}
+	args := append([]string{"--dev", "--data-dir", dir, "--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, extra...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, func(string) string { return "" }, io.Discard, s.logs) }()
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("run did not stop")
+			}
+		})
+	}
+	t.Cleanup(s.stop)
+	waitFor(t, "listening", 20*time.Second, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("run ended: %v\n%s", err, s.logs.String())
+		default:
+		}
+		return logField(s.logs.String(), "listening", "addr") != ""
+	})
+	s.base = "http://" + logField(s.logs.String(), "listening", "addr")
+	s.natsURL = logField(s.logs.String(), "embedded nats listening", "url")
+	return s
+}
+
+func (s *service) token(org string, role domain.Role) string {
+	s.t.Helper()
+	key, err := api.ReadDevKey(s.dir)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	tok, err := api.MintToken(key, "u-"+org, domain.OrgID(org), []domain.Role{role}, "", time.Now(), time.Hour)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return tok
+}
+
+func (s *service) do(method, path, token, body string, headers ...string) (int, map[string]any) {
+	s.t.Helper()
+	req, _ := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
+const needJSON = `{"kind":"social_work_need","urgency":"normal","kela_case_ref":"TO-2026-0012345",
+ "client":{"personal_id":"131052-308T","name":"Matti Meikäläinen","home_municipality":"091","language":"fi","needs_interpreter":false,"phone":"+358401234567","can_use_eservices":false},
+ "social_work_need":{"need_flags":["housing_risk","released_from_prison"],"consent":"given","immediate_need":false,"description":"Released 2026-11-20, no address yet."}}`
+
+// streamMessages reads every message of the REFERRALS stream.
+func streamMessages(t *testing.T, url string, want int) []jetstream.Msg {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stream jetstream.Stream
+	waitFor(t, "stream", 10*time.Second, func() bool {
+		stream, err = js.Stream(ctx, broker.StreamName)
+		return err == nil
+	})
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	for len(out) < want {
+		batch, err := cons.Fetch(want-len(out), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			out = append(out, m)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("got %d of %d events", len(out), want)
+		}
+	}
+	return out
+}
+
+func TestEventsReachNATSWithoutPersonalData(t *testing.T) {
+	s := startService(t, t.TempDir())
+	kela, hki := s.token("kela", domain.RoleKelaHandler), s.token("hva-90", domain.RoleSocialWorker)
+	status, ref := s.do("POST", "/v1/referrals", kela, needJSON)
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %v", status, ref)
+	}
+	id := ref["id"].(string)
+	for _, step := range []struct{ action, body string }{
+		{"receive", ""}, {"start", "{}"}, {"complete", `{"outcome":"assessment_started","text":"Arviointi aloitettu."}`},
+	} {
+		if st, body := s.do("POST", "/v1/referrals/"+id+"/"+step.action, hki, step.body); st != http.StatusOK {
+			t.Fatalf("%s: %d %v", step.action, st, body)
+		}
+	}
+	msgs := streamMessages(t, s.natsURL, 4)
+	want := []struct{ subject, typ string }{
+		{"referrals.v1.kela.hva-90.created", "fi.kela.referrals.v1.referral.created"},
+		{"referrals.v1.kela.hva-90.received", "fi.kela.referrals.v1.referral.received"},
+		{"referrals.v1.kela.hva-90.status_changed", "fi.kela.referrals.v1.referral.status_changed"},
+		{"referrals.v1.kela.hva-90.status_changed", "fi.kela.referrals.v1.referral.status_changed"},
+	}
+	for i, m := range msgs {
+		if m.Subject() != want[i].subject {
+			t.Errorf("event %d subject %s, want %s", i, m.Subject(), want[i].subject)
+		}
+		ce, err := broker.Decode(m.Data())
+		if err != nil {
+			t.Fatalf("event %d is not a CloudEvent: %v", i, err)
+		}
+		if ce.Type != want[i].typ || ce.Subject != id || ce.SpecVersion != "1.0" {
+			t.Errorf("event %d: type %s subject %s specversion %s", i, ce.Type, ce.Subject, ce.SpecVersion)
+		}
+		if got := m.Headers().Get("Nats-Msg-Id"); got != ce.ID || got == "" {
+			t.Errorf("event %d: Nats-Msg-Id %q, CloudEvents id %q", i, got, ce.ID)
+		}
+		for _, secret := range []string{"131052-308T", "Meikäläinen", "Released", "Arviointi", "+358401234567", "TO-2026"} {
+			if strings.Contains(string(m.Data()), secret) {
+				t.Errorf("event %d carries %q", i, secret)
+			}
+		}
+	}
+	for _, secret := range []string{"131052-308T", "Meikäläinen", "Released", "Arviointi"} {
+		if strings.Contains(s.logs.String(), secret) {
+			t.Errorf("logs carry %q", secret)
+		}
+	}
+}
+
+// TestRestartKeepsEverythingAndDeliversThePendingOutbox writes while NATS is unreachable,
+// stops, and starts again with NATS: the data, the idempotency key and the indexes are there,
+// and the event waiting in the outbox is published.
+func TestRestartKeepsEverythingAndDeliversThePendingOutbox(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nowhere := "nats://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	first := startService(t, dir, "--nats-url", nowhere)
+	kela := first.token("kela", domain.RoleKelaHandler)
+	status, ref := first.do("POST", "/v1/referrals", kela, needJSON, "Idempotency-Key", "retry-1")
+	if status != http.StatusCreated {
+		t.Fatalf("create while NATS is away: %d %v", status, ref)
+	}
+	id := ref["id"].(string)
+	if st, body := first.do("GET", "/readyz", "", ""); st != http.StatusOK || body["status"] != "degraded" {
+		t.Errorf("readyz while NATS is away: %d %v, want 200 degraded", st, body)
+	}
+	first.stop()
+
+	second := startService(t, dir)
+	kela = second.token("kela", domain.RoleKelaHandler)
+	hki := second.token("hva-90", domain.RoleSocialWorker)
+	if st, got := second.do("GET", "/v1/referrals/"+id, hki, ""); st != http.StatusOK || got["status"] != "sent" {
+		t.Fatalf("after restart: %d %v", st, got)
+	}
+	if st, got := second.do("GET", "/v1/referrals?status=sent", hki, ""); st != http.StatusOK || len(got["items"].([]any)) != 1 {
+		t.Errorf("inbox index after restart: %d %v", st, got)
+	}
+	if st, got := second.do("POST", "/v1/referrals", kela, needJSON, "Idempotency-Key", "retry-1"); st != http.StatusCreated || got["id"] != id {
+		t.Errorf("idempotent retry after restart: %d %v, want %s", st, got["id"], id)
+	}
+	msgs := streamMessages(t, second.natsURL, 1)
+	ce, err := broker.Decode(msgs[0].Data())
+	if err != nil || ce.Subject != id || !strings.HasSuffix(ce.Type, ".created") {
+		t.Errorf("pending event after restart: %+v %v", ce, err)
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	cases := map[string][]string{
+		"no keys without --dev":      {"--data-dir", t.TempDir()},
+		"dev clock without --dev":    {"--jwt-public-key", "k.pem", "--jwt-issuer", "x", "--dev-clock-speed", "60"},
+		"dev clock start not a time": {"--dev", "--dev-clock-start", "tomorrow"},
+		"stray argument":             {"--dev", "serve"},
+	}
+	for name, args := range cases {
+		t.Run(name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(context.Background(), args, func(string) string { return "" }, io.Discard, &stderr)
+			if err == nil {
+				t.Fatal("run started, want a refusal")
+			}
+		})
+	}
+	t.Run("bad environment value", func(t *testing.T) {
+		env := func(k string) string {
+			if k == "REFERRAL_BODY_LIMIT" {
+				return "lots"
+			}
+			return ""
+		}
+		if _, err := parseConfig([]string{"--dev"}, env, io.Discard); err == nil || !strings.Contains(err.Error(), "REFERRAL_BODY_LIMIT") {
+			t.Errorf("err = %v, want one naming REFERRAL_BODY_LIMIT", err)
+		}
+	})
+	t.Run("flags win over environment", func(t *testing.T) {
+		env := func(k string) string {
+			if k == "REFERRAL_ADDR" {
+				return "127.0.0.1:9999"
+			}
+			return ""
+		}
+		c, err := parseConfig([]string{"--dev", "--addr", "127.0.0.1:7777"}, env, io.Discard)
+		if err != nil || c.addr != "127.0.0.1:7777" {
+			t.Errorf("addr %q, err %v", c.addr, err)
+		}
+	})
+}
+
+func TestDevClockRunsFasterFromItsStart(t *testing.T) {
+	real := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := devClock{start: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC), realStart: real, speed: 60,
+		real: func() time.Time { return real.Add(time.Minute) }}
+	if got := c.Now(); !got.Equal(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)) {
+		t.Errorf("one real minute at speed 60 = %v, want 09:00", got)
+	}
+}

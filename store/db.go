@@ -1,0 +1,119 @@
+// Package store keeps referrals in a bbolt file. It implements domain.Store and holds the
+// event outbox that broker's relay drains to JetStream.
+//
+// Every domain command is one bbolt write transaction: the referral, its index entries,
+// timeline, messages, idempotency record and events are committed together or not at all.
+// Writes go through bbolt's group commit (DB.Batch), so concurrent commands share an fsync.
+// The bucket and key layouts are described in keys.go.
+package store
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kela-hva/referrals/domain"
+)
+
+// DefaultTimeout is how long Open waits for the file lock when Options.Timeout is zero.
+const DefaultTimeout = 2 * time.Second
+
+// Options tune Open. The zero value is usable.
+type Options struct {
+	// MaxBatchDelay and MaxBatchSize tune bbolt's group commit (db.Batch): a batch is
+	// committed when it holds MaxBatchSize calls or MaxBatchDelay after its first call,
+	// whichever comes first. Zero means bbolt's defaults (10ms, 1000 calls). The delay is
+	// also the latency a lone writer pays for every command.
+	MaxBatchDelay time.Duration
+	MaxBatchSize  int
+	// Timeout is how long Open waits for the file lock another process holds; zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+}
+
+// DB is the bbolt store. It is safe for concurrent use.
+type DB struct {
+	bolt      *bolt.DB
+	committed chan struct{}
+}
+
+var _ domain.Store = (*DB)(nil)
+
+// Open opens or creates the bbolt file at path (mode 0600) and creates the buckets. It
+// returns an error wrapping bbolt's errors.ErrTimeout if another process holds the file
+// longer than opts.Timeout.
+func Open(path string, opts Options) (*DB, error) {
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	// NoSync stays off: a command is durable when Update returns.
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistArrayType})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if opts.MaxBatchDelay > 0 {
+		bdb.MaxBatchDelay = opts.MaxBatchDelay
+	}
+	if opts.MaxBatchSize > 0 {
+		bdb.MaxBatchSize = opts.MaxBatchSize
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		for _, name := range buckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		_ = bdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return &DB{bolt: bdb, committed: make(chan struct{}, 1)}, nil
+}
+
+// Close waits for running transactions and closes the file. The Committed channel is not
+// closed.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// Check runs bbolt's consistency check of the whole file in a read transaction and returns the
+// first problem found, or nil. It reads every page: an operations tool, not a request path.
+func (db *DB) Check() error {
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var first error
+		// Drain the channel: the checker goroutine uses tx until it closes it.
+		for err := range tx.Check() {
+			if first == nil {
+				first = err
+			}
+		}
+		return first
+	})
+	if err != nil {
+		return fmt.Errorf("store: check: %w", err)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the whole database to w while other transactions go on,
+// and returns the number of bytes written. The copy is a bbolt file that Open accepts.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("store: backup: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,159 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/kela-hva/referrals/domain"
+)
+
+// Buckets and their keys. id16 is the 16 raw bytes of a UUIDv7, so keys holding it sort by
+// creation time; seq is a big-endian uint64; 0x00 separates variable-length parts, which
+// therefore may not contain 0x00 (writes refuse them).
+//
+//	referrals    id16                                  → referralRecord (JSON)
+//	index        "o" org 0x00 dir 0x00 id16            → kind 0x00 urgency
+//	             "s" org 0x00 dir 0x00 status 0x00 id16 → kind 0x00 urgency
+//	             "c" clientKey 0x00 id16               → kind 0x00 urgency
+//	timeline     id16 seq                              → domain.TimelineEntry (JSON)
+//	messages     id16 messageID16                      → domain.Message (JSON)
+//	idempotency  org 0x00 key                          → domain.IdempotencyRecord (JSON)
+//	outbox       seq (bucket.NextSequence)             → domain.Event (JSON)
+//
+// dir is 'i' in the recipient's entries (incoming) and 'o' in the sender's (outgoing). The
+// index values let List filter by kind and urgency without decoding records.
+var (
+	bucketReferrals   = []byte("referrals")
+	bucketIndex       = []byte("index")
+	bucketTimeline    = []byte("timeline")
+	bucketMessages    = []byte("messages")
+	bucketIdempotency = []byte("idempotency")
+	bucketOutbox      = []byte("outbox")
+
+	buckets = [][]byte{bucketReferrals, bucketIndex, bucketTimeline, bucketMessages,
+		bucketIdempotency, bucketOutbox}
+)
+
+const (
+	dirIncoming = 'i'
+	dirOutgoing = 'o'
+	idLen       = 16
+)
+
+// errNUL is returned when a key part that is separated by 0x00 contains 0x00.
+var errNUL = errors.New("key part contains a NUL byte")
+
+// parseID returns the raw bytes of a canonical 36-character UUID string.
+func parseID(s string) (uuid.UUID, bool) {
+	if len(s) != 36 {
+		return uuid.UUID{}, false
+	}
+	u, err := uuid.Parse(s)
+	return u, err == nil
+}
+
+func hasNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+
+// orgPrefix is the prefix of an organisation's index entries in one direction.
+func orgPrefix(org domain.OrgID, dir byte) []byte {
+	k := make([]byte, 0, 1+len(org)+3+idLen)
+	k = append(k, 'o')
+	k = append(k, org...)
+	return append(k, 0, dir, 0)
+}
+
+// statusPrefix is the prefix of an organisation's index entries in one direction and state.
+func statusPrefix(org domain.OrgID, dir byte, status domain.Status) []byte {
+	k := make([]byte, 0, 1+len(org)+4+len(status)+1+idLen)
+	k = append(k, 's')
+	k = append(k, org...)
+	k = append(k, 0, dir, 0)
+	k = append(k, status...)
+	return append(k, 0)
+}
+
+// clientPrefix is the prefix of a client's index entries.
+func clientPrefix(clientKey string) []byte {
+	k := make([]byte, 0, 1+len(clientKey)+1+idLen)
+	k = append(k, 'c')
+	k = append(k, clientKey...)
+	return append(k, 0)
+}
+
+// withID returns prefix followed by id. It may reuse prefix's spare capacity, so callers pass
+// a prefix they do not use again.
+func withID(prefix []byte, id uuid.UUID) []byte { return append(prefix, id[:]...) }
+
+// indexKeys returns every index key of the referral r with id.
+func indexKeys(r *domain.Referral, id uuid.UUID) [][]byte {
+	keys := [][]byte{
+		withID(orgPrefix(r.Recipient, dirIncoming), id),
+		withID(statusPrefix(r.Recipient, dirIncoming, r.Status), id),
+		withID(orgPrefix(r.Sender, dirOutgoing), id),
+		withID(statusPrefix(r.Sender, dirOutgoing, r.Status), id),
+	}
+	if r.ClientKey != "" {
+		keys = append(keys, withID(clientPrefix(r.ClientKey), id))
+	}
+	return keys
+}
+
+// indexValue is the value of r's index entries: its kind and urgency, for filtering.
+func indexValue(r *domain.Referral) []byte {
+	v := make([]byte, 0, len(r.Kind)+1+len(r.Urgency))
+	v = append(v, r.Kind...)
+	v = append(v, 0)
+	return append(v, r.Urgency...)
+}
+
+// matchIndexValue reports whether an index value matches the kind and urgency filters; an
+// empty filter matches anything.
+func matchIndexValue(v []byte, kind domain.Kind, urgency domain.Urgency) bool {
+	if kind == "" && urgency == "" {
+		return true
+	}
+	i := bytes.IndexByte(v, 0)
+	if i < 0 {
+		return false
+	}
+	return (kind == "" || string(v[:i]) == string(kind)) &&
+		(urgency == "" || string(v[i+1:]) == string(urgency))
+}
+
+// seqKey is a big-endian uint64, so keys sort numerically.
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
+
+// timelineKey is id16 followed by the entry's big-endian seq.
+func timelineKey(id uuid.UUID, seq int) []byte {
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, idLen+8), id[:]...), uint64(seq))
+}
+
+// messageKey is the referral's id16 followed by the message's id16.
+func messageKey(referral, message uuid.UUID) []byte {
+	return append(append(make([]byte, 0, 2*idLen), referral[:]...), message[:]...)
+}
+
+// idempotencyKey is org 0x00 key.
+func idempotencyKey(org domain.OrgID, key string) []byte {
+	k := make([]byte, 0, len(org)+1+len(key))
+	k = append(k, org...)
+	k = append(k, 0)
+	return append(k, key...)
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix, or nil if there is
+// none (prefix is all 0xFF).
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xFF {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}

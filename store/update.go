@@ -1,0 +1,135 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kela-hva/referrals/domain"
+)
+
+// Update runs fn in a write transaction and commits the Change it returns: referrals with
+// their index entries, timeline entries, messages, the idempotency record and the events,
+// which go to the outbox in commit order.
+//
+// Update goes through bbolt's group commit: concurrent calls share one transaction and one
+// fsync, and return when it is durable (after up to Options.MaxBatchDelay of waiting for
+// company). Within a batch, fn sees what the calls before it wrote. If writing one call's
+// Change fails, bbolt rolls the batch back and runs the others again, so fn may be called
+// more than once; the Tx it is given is valid only until it returns.
+//
+// An error from fn is returned as it is and nothing of the call is written; the other calls
+// of its batch are not disturbed. Update returns ctx.Err() if ctx is done before fn runs.
+// Other errors are the store's own (wrapped with the operation, not *domain.Error), and
+// nothing of the call is written.
+func (db *DB) Update(ctx context.Context, fn func(tx domain.Tx) (*domain.Change, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// fnErr is the outcome of fn's last run. A failed fn has written nothing, so its run
+	// returns nil to Batch: failing it would roll back and rerun the whole batch for nothing.
+	// Batch returns after the last run (its result crosses a channel), so reading fnErr
+	// afterwards is race-free.
+	var fnErr error
+	err := db.bolt.Batch(func(btx *bolt.Tx) error {
+		fnErr = nil
+		// A request that gave up while waiting for its batch does not commit.
+		if err := ctx.Err(); err != nil {
+			fnErr = err
+			return nil
+		}
+		ch, err := fn(txView{btx})
+		if err != nil {
+			fnErr = err
+			return nil
+		}
+		if err := db.write(btx, ch); err != nil {
+			// Part of ch may be written: the transaction must not commit.
+			return &writeError{err}
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err == nil {
+		return nil
+	}
+	if we, ok := errors.AsType[*writeError](err); ok {
+		return we.err
+	}
+	return fmt.Errorf("store: update: %w", err) // bbolt's own: commit, closed database
+}
+
+// writeError carries a write error, already wrapped with its operation, through Batch.
+type writeError struct{ err error }
+
+func (e *writeError) Error() string { return e.err.Error() }
+func (e *writeError) Unwrap() error { return e.err }
+
+// txView is the domain's read view of a write transaction.
+type txView struct{ tx *bolt.Tx }
+
+// Referral returns the referral with id as the transaction sees it, or ENotFound.
+func (t txView) Referral(id string) (*domain.Referral, error) { return getReferral(t.tx, id) }
+
+// Idempotency returns the record stored for org and key, or nil.
+func (t txView) Idempotency(org domain.OrgID, key string) (*domain.IdempotencyRecord, error) {
+	if hasNUL(string(org)) {
+		return nil, nil
+	}
+	v := t.tx.Bucket(bucketIdempotency).Get(idempotencyKey(org, key))
+	if v == nil {
+		return nil, nil
+	}
+	var rec domain.IdempotencyRecord
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return nil, fmt.Errorf("store: get idempotency record %s: %w", org, err)
+	}
+	return &rec, nil
+}
+
+// write stores everything ch holds in tx. A nil Change writes nothing.
+func (db *DB) write(tx *bolt.Tx, ch *domain.Change) error {
+	if ch == nil {
+		return nil
+	}
+	for _, r := range ch.Referrals {
+		if err := putReferral(tx, r); err != nil {
+			return err
+		}
+	}
+	for i := range ch.Timeline {
+		if err := putTimeline(tx, &ch.Timeline[i]); err != nil {
+			return err
+		}
+	}
+	for i := range ch.Messages {
+		if err := putMessage(tx, &ch.Messages[i]); err != nil {
+			return err
+		}
+	}
+	if rec := ch.Idempotency; rec != nil {
+		if rec.Org == "" || hasNUL(string(rec.Org)) {
+			return fmt.Errorf("store: put idempotency record %q: invalid organisation", rec.Org)
+		}
+		v, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("store: put idempotency record %s: %w", rec.Org, err)
+		}
+		if err := tx.Bucket(bucketIdempotency).Put(idempotencyKey(rec.Org, rec.Key), v); err != nil {
+			return fmt.Errorf("store: put idempotency record %s: %w", rec.Org, err)
+		}
+	}
+	if len(ch.Events) > 0 {
+		if err := putEvents(tx, ch.Events); err != nil {
+			return err
+		}
+		// Runs only if this transaction commits; a rolled-back batch attempt registers nothing.
+		tx.OnCommit(db.signalCommitted)
+	}
+	return nil
+}
