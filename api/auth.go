@@ -2,8 +2,10 @@ package api
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -34,42 +36,65 @@ const (
 // Authenticator verifies bearer tokens and turns them into actors. Token times are always
 // checked against the machine's real time, never the service's business clock.
 type Authenticator struct {
-	keys     jwt.VerificationKeySet
+	keyfunc  jwt.Keyfunc
 	parser   *jwt.Parser
 	registry *domain.Registry
 }
 
-// AuthConfig configures token verification.
+// AuthConfig configures token verification: either static Keys or a JWKS (file or URL).
 type AuthConfig struct {
-	Keys     []crypto.PublicKey // Ed25519 keys (EdDSA)
+	Keys []crypto.PublicKey // Ed25519, ECDSA or RSA public keys
+	// JWKS, when set, supplies the keys by the token's kid (refreshed on rotation).
+	JWKS     jwt.Keyfunc
 	Issuer   string
 	Audience string
-	Leeway   time.Duration
+	// Algorithms allowed; nil means EdDSA only. "none" and HMAC algorithms are never allowed.
+	Algorithms []string
+	Leeway     time.Duration
 	// Now is the real clock used for exp/nbf; nil means time.Now.
 	Now func() time.Time
 }
 
-// NewAuthenticator returns an authenticator that accepts EdDSA tokens signed by one of the
-// keys, for the issuer and audience, with exp required. Returns an error without keys.
+// DefaultLeeway is the clock skew tolerated on exp and nbf.
+const DefaultLeeway = 30 * time.Second
+
+// NewAuthenticator returns an authenticator that accepts tokens signed by one of the keys
+// with an allowed asymmetric algorithm, for the issuer and audience, with exp required.
+// Returns an error without keys or with a symmetric or unknown algorithm.
 func NewAuthenticator(cfg AuthConfig, reg *domain.Registry) (*Authenticator, error) {
-	if len(cfg.Keys) == 0 {
+	if len(cfg.Keys) == 0 && cfg.JWKS == nil {
 		return nil, errors.New("auth: no verification keys configured")
 	}
 	if cfg.Issuer == "" || cfg.Audience == "" {
 		return nil, errors.New("auth: issuer and audience are required")
 	}
-	set := jwt.VerificationKeySet{}
-	for _, k := range cfg.Keys {
-		set.Keys = append(set.Keys, k)
+	algs := cfg.Algorithms
+	if len(algs) == 0 {
+		algs = []string{"EdDSA"}
+	}
+	for _, a := range algs {
+		switch a {
+		case "EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
+		default:
+			return nil, fmt.Errorf("auth: algorithm %q is not allowed (asymmetric algorithms only)", a)
+		}
+	}
+	kf := cfg.JWKS
+	if kf == nil {
+		set := jwt.VerificationKeySet{}
+		for _, k := range cfg.Keys {
+			set.Keys = append(set.Keys, k)
+		}
+		kf = func(*jwt.Token) (any, error) { return set, nil }
 	}
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithExpirationRequired(),
+		jwt.WithValidMethods(algs), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
 		jwt.WithIssuer(cfg.Issuer), jwt.WithAudience(cfg.Audience), jwt.WithLeeway(cfg.Leeway),
 	}
 	if cfg.Now != nil {
 		opts = append(opts, jwt.WithTimeFunc(cfg.Now))
 	}
-	return &Authenticator{keys: set, parser: jwt.NewParser(opts...), registry: reg}, nil
+	return &Authenticator{keyfunc: kf, parser: jwt.NewParser(opts...), registry: reg}, nil
 }
 
 // Authenticate verifies the Authorization header value and returns the actor. Returns
@@ -80,9 +105,15 @@ func (a *Authenticator) Authenticate(header string) (domain.Actor, error) {
 		return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "a bearer token is required")
 	}
 	var c Claims
-	if _, err := a.parser.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return a.keys, nil }); err != nil {
+	if _, err := a.parser.ParseWithClaims(raw, &c, a.keyfunc); err != nil {
 		reason := "the token is invalid"
 		switch {
+		case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+			reason = "the token is from another issuer"
+		case errors.Is(err, jwt.ErrTokenInvalidAudience):
+			reason = "the token is for another audience"
+		case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+			reason = "the token lacks a required claim (exp)"
 		case errors.Is(err, jwt.ErrTokenExpired):
 			reason = "the token has expired"
 		case errors.Is(err, jwt.ErrTokenNotValidYet):
@@ -190,7 +221,7 @@ func parsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
-// ReadPublicKeys reads one or more PEM "PUBLIC KEY" blocks (Ed25519) from a file.
+// ReadPublicKeys reads one or more PEM "PUBLIC KEY" blocks (Ed25519, ECDSA or RSA) from a file.
 func ReadPublicKeys(path string) ([]crypto.PublicKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -207,8 +238,10 @@ func ReadPublicKeys(path string) ([]crypto.PublicKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("auth: parse public key in %s: %w", path, err)
 		}
-		if _, ok := k.(ed25519.PublicKey); !ok {
-			return nil, fmt.Errorf("auth: %s: only Ed25519 keys are accepted", path)
+		switch k.(type) {
+		case ed25519.PublicKey, *ecdsa.PublicKey, *rsa.PublicKey:
+		default:
+			return nil, fmt.Errorf("auth: %s: only Ed25519, ECDSA and RSA public keys are accepted", path)
 		}
 		keys = append(keys, k)
 	}

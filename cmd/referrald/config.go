@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kela-hva/referrals/api"
 	"io"
 	"strconv"
 	"time"
@@ -19,6 +20,9 @@ type config struct {
 	jwtPublicKey  string
 	jwtIssuer     string
 	jwtAudience   string
+	jwksURL       string
+	jwksFile      string
+	jwtAlgs       string
 	bodyLimit     int64
 	batchDelay    time.Duration
 	devClockStart time.Time
@@ -78,6 +82,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.jwtPublicKey, "jwt-public-key", env("REFERRAL_JWT_PUBLIC_KEY", ""), "PEM file of Ed25519 public keys that sign tokens (REFERRAL_JWT_PUBLIC_KEY); required without --dev")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", env("REFERRAL_JWT_ISSUER", ""), "required token issuer (REFERRAL_JWT_ISSUER); required without --dev")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", env("REFERRAL_JWT_AUDIENCE", "referrals"), "required token audience (REFERRAL_JWT_AUDIENCE)")
+	fs.StringVar(&c.jwksURL, "jwks-url", env("REFERRAL_JWKS_URL", ""), "https URL of the identity provider's JSON Web Key Set, refreshed on rotation (REFERRAL_JWKS_URL)")
+	fs.StringVar(&c.jwksFile, "jwks-file", env("REFERRAL_JWKS_FILE", ""), "JSON Web Key Set file, re-read when it changes (REFERRAL_JWKS_FILE)")
+	fs.StringVar(&c.jwtAlgs, "jwt-algorithms", env("REFERRAL_JWT_ALGORITHMS", "EdDSA"), "comma-separated allowed token algorithms, asymmetric only (REFERRAL_JWT_ALGORITHMS)")
 	fs.Int64Var(&c.bodyLimit, "body-limit", envInt("REFERRAL_BODY_LIMIT", 1<<20), "largest request body in bytes (REFERRAL_BODY_LIMIT)")
 	fs.DurationVar(&c.batchDelay, "batch-delay", envDuration("REFERRAL_BATCH_DELAY", time.Millisecond), "bbolt group-commit delay (REFERRAL_BATCH_DELAY)")
 	fs.StringVar(&clockStart, "dev-clock-start", env("REFERRAL_DEV_CLOCK_START", ""), "dev only: the business clock starts at this RFC 3339 time")
@@ -106,11 +113,24 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if c.devClockSpeed < 0 {
 		return c, errors.New("--dev-clock-speed must be positive")
 	}
-	if !c.dev && (c.jwtPublicKey == "" || c.jwtIssuer == "") {
-		return c, errors.New("without --dev, --jwt-public-key and --jwt-issuer are required (refusing to start without token verification keys)")
+	if !c.dev && (c.jwtPublicKey == "" && c.jwksURL == "" && c.jwksFile == "" || c.jwtIssuer == "") {
+		return c, errors.New("without --dev, --jwt-issuer and one of --jwt-public-key, --jwks-file or --jwks-url are required (refusing to start without token verification keys)")
+	}
+	if !c.dev && c.jwtIssuer == api.DevIssuer {
+		return c, errors.New("--jwt-issuer " + api.DevIssuer + " is the dev issuer: dev tokens are refused outside --dev")
+	}
+	if n := btoi(c.jwtPublicKey != "") + btoi(c.jwksURL != "") + btoi(c.jwksFile != ""); n > 1 {
+		return c, errors.New("give only one of --jwt-public-key, --jwks-file and --jwks-url")
 	}
 	if c.bodyLimit <= 0 {
 		return c, errors.New("--body-limit must be positive")
 	}
 	return c, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

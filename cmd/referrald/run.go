@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	registry := domain.DefaultRegistry()
-	auth, err := authenticator(cfg, registry)
+	auth, err := authenticator(ctx, cfg, registry)
 	if err != nil {
 		return err
 	}
@@ -183,31 +184,39 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger)
 	}
 }
 
-func authenticator(cfg config, reg *domain.Registry) (*api.Authenticator, error) {
+func authenticator(ctx context.Context, cfg config, reg *domain.Registry) (*api.Authenticator, error) {
+	ac := api.AuthConfig{Issuer: cfg.jwtIssuer, Audience: cfg.jwtAudience, Leeway: api.DefaultLeeway,
+		Algorithms: strings.Split(cfg.jwtAlgs, ",")}
+	var err error
+	switch {
+	case cfg.jwksURL != "":
+		ac.JWKS, err = api.JWKSFromURL(ctx, cfg.jwksURL, time.Hour)
+	case cfg.jwksFile != "":
+		ac.JWKS, err = api.JWKSFromFile(cfg.jwksFile)
+	case cfg.jwtPublicKey != "":
+		ac.Keys, err = api.ReadPublicKeys(cfg.jwtPublicKey)
+	}
+	if err != nil {
+		return nil, err
+	}
 	if cfg.dev {
+		// Dev tokens (referralctl token) are signed with the key in the data dir; they are
+		// accepted only in --dev, where the issuer defaults to the dev issuer.
 		priv, err := api.LoadOrCreateDevKey(cfg.dataDir)
 		if err != nil {
 			return nil, err
 		}
-		keys := []crypto.PublicKey{priv.Public()}
-		if cfg.jwtPublicKey != "" {
-			more, err := api.ReadPublicKeys(cfg.jwtPublicKey)
-			if err != nil {
-				return nil, err
+		if ac.JWKS == nil {
+			ac.Keys = append(ac.Keys, priv.Public())
+			if !slices.Contains(ac.Algorithms, "EdDSA") {
+				ac.Algorithms = append(ac.Algorithms, "EdDSA")
 			}
-			keys = append(keys, more...)
 		}
-		iss := cfg.jwtIssuer
-		if iss == "" {
-			iss = api.DevIssuer
+		if ac.Issuer == "" {
+			ac.Issuer = api.DevIssuer
 		}
-		return api.NewAuthenticator(api.AuthConfig{Keys: keys, Issuer: iss, Audience: cfg.jwtAudience, Leeway: 30 * time.Second}, reg)
 	}
-	keys, err := api.ReadPublicKeys(cfg.jwtPublicKey)
-	if err != nil {
-		return nil, err
-	}
-	return api.NewAuthenticator(api.AuthConfig{Keys: keys, Issuer: cfg.jwtIssuer, Audience: cfg.jwtAudience, Leeway: 30 * time.Second}, reg)
+	return api.NewAuthenticator(ac, reg)
 }
 
 // readiness reports the store, the NATS connection and the outbox relay.

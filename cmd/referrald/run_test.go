@@ -282,6 +282,9 @@ func TestConfigRefusals(t *testing.T) {
 		"dev clock without --dev":    {"--jwt-public-key", "k.pem", "--jwt-issuer", "x", "--dev-clock-speed", "60"},
 		"dev clock start not a time": {"--dev", "--dev-clock-start", "tomorrow"},
 		"stray argument":             {"--dev", "serve"},
+		"dev issuer outside --dev":   {"--jwt-public-key", "k.pem", "--jwt-issuer", "referrald-dev"},
+		"two key sources":            {"--jwt-public-key", "k.pem", "--jwks-file", "j.json", "--jwt-issuer", "https://idp"},
+		"symmetric algorithm":        {"--dev", "--data-dir", t.TempDir(), "--jwt-algorithms", "HS256"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
