@@ -2,6 +2,9 @@ package api
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -9,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/kela-hva/referrals/domain"
 	"github.com/labstack/echo/v4"
 )
@@ -103,29 +107,60 @@ func ifMatch(c echo.Context) (int, error) {
 	return 0, domain.Errorf(domain.EPrecondition, "If-Match does not name a version of this referral")
 }
 
-// Cursors are opaque to clients: a version prefix and the last id of the previous page.
+// cursorCodec makes page cursors opaque and tamper-evident: the last id of a page, bound to
+// the organisation and direction it was issued for and signed with HMAC-SHA-256. A forged,
+// edited or foreign cursor is refused (400), never read as another position.
+type cursorCodec struct{ key []byte }
+
+// cursorPrefix versions the cursor format.
 const cursorPrefix = "c1."
 
-func encodeCursor(id string) string {
+func newCursorCodec(key []byte) cursorCodec {
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		_, _ = rand.Read(key) // cursors then live as long as the process
+	}
+	return cursorCodec{key: key}
+}
+
+func (cc cursorCodec) mac(org domain.OrgID, dir string, id []byte) []byte {
+	m := hmac.New(sha256.New, cc.key)
+	m.Write([]byte(org))
+	m.Write([]byte{0})
+	m.Write([]byte(dir))
+	m.Write([]byte{0})
+	m.Write(id)
+	return m.Sum(nil)[:16]
+}
+
+func (cc cursorCodec) encode(org domain.OrgID, dir, id string) string {
 	if id == "" {
 		return ""
 	}
-	return cursorPrefix + base64.RawURLEncoding.EncodeToString([]byte(id))
+	u, err := uuid.Parse(id)
+	if err != nil {
+		return ""
+	}
+	return cursorPrefix + base64.RawURLEncoding.EncodeToString(append(u[:], cc.mac(org, dir, u[:])...))
 }
 
-func decodeCursor(s string) (string, error) {
+func (cc cursorCodec) decode(org domain.OrgID, dir, s string) (string, error) {
 	if s == "" {
 		return "", nil
 	}
 	bad := &domain.Error{Code: domain.EMalformed, Message: "the cursor is not valid",
-		Fields: []domain.FieldError{{Pointer: "", Detail: "query parameter cursor: not a cursor this service issued"}}}
+		Fields: []domain.FieldError{{Pointer: "", Detail: "query parameter cursor: not a cursor this service issued for this list"}}}
 	raw, ok := strings.CutPrefix(s, cursorPrefix)
-	if !ok {
+	if !ok || len(raw) > 64 {
 		return "", bad
 	}
 	b, err := base64.RawURLEncoding.DecodeString(raw)
-	if err != nil || len(b) != 36 {
+	if err != nil || len(b) != 32 || !hmac.Equal(b[16:], cc.mac(org, dir, b[:16])) {
 		return "", bad
 	}
-	return string(b), nil
+	u, err := uuid.FromBytes(b[:16])
+	if err != nil {
+		return "", bad
+	}
+	return u.String(), nil
 }

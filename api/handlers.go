@@ -92,9 +92,9 @@ type listResponse struct {
 	NextCursor string             `json:"next_cursor,omitempty"`
 }
 
-func handleList(s *domain.Service, audit *slog.Logger) echo.HandlerFunc {
+func handleList(s *domain.Service, audit *slog.Logger, cursors cursorCodec) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		f, overdue, err := listFilter(c)
+		f, overdue, err := listFilter(c, cursors)
 		if err != nil {
 			return err
 		}
@@ -111,7 +111,7 @@ func handleList(s *domain.Service, audit *slog.Logger) echo.HandlerFunc {
 		if page.Items == nil {
 			page.Items = []*domain.Referral{}
 		}
-		return c.JSON(http.StatusOK, listResponse{Items: page.Items, NextCursor: encodeCursor(page.Next)})
+		return c.JSON(http.StatusOK, listResponse{Items: page.Items, NextCursor: cursors.encode(actorOf(c).Org, f.Direction, page.Next)})
 	}
 }
 
@@ -146,7 +146,7 @@ func listPage(ctx context.Context, s *domain.Service, actor domain.Actor, f doma
 	}
 }
 
-func listFilter(c echo.Context) (domain.ListFilter, bool, error) {
+func listFilter(c echo.Context, cursors cursorCodec) (domain.ListFilter, bool, error) {
 	q := c.QueryParams()
 	var v domain.Violations
 	f := domain.ListFilter{Direction: domain.Incoming, Limit: 50}
@@ -190,7 +190,7 @@ func listFilter(c echo.Context) (domain.ListFilter, bool, error) {
 	if len(v) > 0 {
 		return f, false, &domain.Error{Code: domain.EMalformed, Message: "the query is invalid", Fields: v}
 	}
-	after, err := decodeCursor(q.Get("cursor"))
+	after, err := cursors.decode(actorOf(c).Org, f.Direction, q.Get("cursor"))
 	f.After = after
 	return f, overdue, err
 }

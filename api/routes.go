@@ -13,7 +13,7 @@ func addRoutes(e *echo.Echo, d Deps) {
 
 	v1 := e.Group("/v1", authenticate(d.Auth), validate(d.Validator, d.BodyLimit))
 	v1.POST("/referrals", handleCreate(d.Service, d.Audit))
-	v1.GET("/referrals", handleList(d.Service, d.Audit))
+	v1.GET("/referrals", handleList(d.Service, d.Audit, newCursorCodec(d.CursorKey)))
 	v1.GET("/referrals/:id", handleGet(d.Service, d.Audit))
 	v1.POST("/referrals/:id/receive", handleTransition(d.Service, d.Audit, domain.ActionReceive))
 	v1.POST("/referrals/:id/start", handleTransition(d.Service, d.Audit, domain.ActionStart))

@@ -38,6 +38,8 @@ type Deps struct {
 	Ready    Readiness
 	Spec     []byte // served at /openapi.yaml
 	Registry *domain.Registry
+	// CursorKey signs page cursors; nil means a random key per process.
+	CursorKey []byte
 	// BodyLimit is the largest request body accepted, in bytes; 0 means 1 MiB.
 	BodyLimit int64
 }

@@ -15,6 +15,9 @@ import (
 // clientIndexKeyFile holds the key of the client search index (a keyed hash of identity codes).
 const clientIndexKeyFile = "client-index.key"
 
+// cursorKeyFile holds the key that signs page cursors, so cursors stay valid across restarts.
+const cursorKeyFile = "cursor.key"
+
 // loadOrCreateSecret returns the 32-byte hex secret in dir/name, creating it (mode 0600) if absent.
 func loadOrCreateSecret(dir, name string) ([]byte, error) {
 	path := filepath.Join(dir, name)

@@ -53,6 +53,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	cursorKey, err := loadOrCreateSecret(cfg.dataDir, cursorKeyFile)
+	if err != nil {
+		return err
+	}
 	registry := domain.DefaultRegistry()
 	auth, err := authenticator(ctx, cfg, registry)
 	if err != nil {
@@ -110,7 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	handler := api.NewServer(api.Deps{
 		Service: svc, Auth: auth, Validator: validator, Logger: log, Audit: log.With("log", "audit"),
-		Spec: openapi.YAML(), Registry: registry, BodyLimit: cfg.bodyLimit,
+		Spec: openapi.YAML(), Registry: registry, BodyLimit: cfg.bodyLimit, CursorKey: cursorKey,
 		Ready: readiness(db, nc, relay),
 	})
 	srv := &http.Server{
