@@ -45,6 +45,7 @@ var problemStatus = map[domain.Code]struct {
 	domain.EPrecondition: {http.StatusPreconditionFailed, "Precondition failed"},
 	eTooLarge:            {http.StatusRequestEntityTooLarge, "Request body too large"},
 	eUnsupported:         {http.StatusUnsupportedMediaType, "Unsupported media type"},
+	eRateLimited:         {http.StatusTooManyRequests, "Too many requests"},
 	domain.EInvalid:      {http.StatusUnprocessableEntity, "Validation failed"},
 	domain.EInternal:     {http.StatusInternalServerError, "Internal error"},
 }

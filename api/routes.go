@@ -11,7 +11,7 @@ func addRoutes(e *echo.Echo, d Deps) {
 	e.GET("/readyz", handleReadyz(d.Ready))
 	e.GET("/openapi.yaml", handleSpec(d.Spec))
 
-	v1 := e.Group("/v1", authenticate(d.Auth), validate(d.Validator, d.BodyLimit))
+	v1 := e.Group("/v1", authenticate(d.Auth), rateLimit(d.RateLimit, nil), validate(d.Validator, d.BodyLimit))
 	v1.POST("/referrals", handleCreate(d.Service, d.Audit))
 	v1.GET("/referrals", handleList(d.Service, d.Audit, newCursorCodec(d.CursorKey)))
 	v1.GET("/referrals/:id", handleGet(d.Service, d.Audit))
@@ -28,4 +28,5 @@ func addRoutes(e *echo.Echo, d Deps) {
 	v1.POST("/clients/search", handleClientSearch(d.Service, d.Audit))
 	v1.GET("/organisations", handleOrganisations(d.Registry))
 	v1.GET("/municipalities", handleMunicipalities(d.Registry))
+	v1.GET("/admin/backup", handleBackup(d.Backup, d.Logger, d.Audit))
 }

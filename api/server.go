@@ -38,10 +38,15 @@ type Deps struct {
 	Ready    Readiness
 	Spec     []byte // served at /openapi.yaml
 	Registry *domain.Registry
+	// RateLimit is each organisation's request budget; zero means unlimited.
+	RateLimit RateLimit
 	// CursorKey signs page cursors; nil means a random key per process.
 	CursorKey []byte
 	// BodyLimit is the largest request body accepted, in bytes; 0 means 1 MiB.
 	BodyLimit int64
+	// Backup streams a consistent copy of the database for GET /v1/admin/backup
+	// (store.DB.Backup); nil answers that route with 500.
+	Backup BackupFunc
 }
 
 // DefaultBodyLimit is the default request body limit.

@@ -16,6 +16,7 @@ type config struct {
 	dataDir       string
 	natsURL       string
 	natsListen    string
+	natsSync      time.Duration // embedded JetStream fsync interval; 0 = every write
 	dev           bool
 	jwtPublicKey  string
 	jwtIssuer     string
@@ -24,6 +25,8 @@ type config struct {
 	jwksFile      string
 	jwtAlgs       string
 	bodyLimit     int64
+	rateLimit     float64
+	rateBurst     int64
 	batchDelay    time.Duration
 	devClockStart time.Time
 	devClockSpeed float64
@@ -78,6 +81,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.dataDir, "data-dir", env("REFERRAL_DATA_DIR", "./data"), "directory for the bbolt file, keys and the embedded NATS store (REFERRAL_DATA_DIR)")
 	fs.StringVar(&c.natsURL, "nats-url", env("NATS_URL", ""), "external NATS server URL; empty runs an embedded server (NATS_URL)")
 	fs.StringVar(&c.natsListen, "nats-listen", env("REFERRAL_NATS_LISTEN", "127.0.0.1:4222"), "where the embedded NATS server listens for other clients (REFERRAL_NATS_LISTEN)")
+	natsSync := fs.String("nats-sync", env("REFERRAL_NATS_SYNC", "always"), "embedded NATS only: fsync JetStream writes \"always\" (before each ack; no acknowledged event is lost on power loss) or every DURATION such as 2m (faster; acknowledged events of the last interval can be lost) (REFERRAL_NATS_SYNC)")
 	fs.BoolVar(&c.dev, "dev", env("REFERRAL_DEV", "") == "true", "development mode: dev signing key in the data dir, dev clock allowed (REFERRAL_DEV=true)")
 	fs.StringVar(&c.jwtPublicKey, "jwt-public-key", env("REFERRAL_JWT_PUBLIC_KEY", ""), "PEM file of Ed25519 public keys that sign tokens (REFERRAL_JWT_PUBLIC_KEY); required without --dev")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", env("REFERRAL_JWT_ISSUER", ""), "required token issuer (REFERRAL_JWT_ISSUER); required without --dev")
@@ -86,6 +90,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.jwksFile, "jwks-file", env("REFERRAL_JWKS_FILE", ""), "JSON Web Key Set file, re-read when it changes (REFERRAL_JWKS_FILE)")
 	fs.StringVar(&c.jwtAlgs, "jwt-algorithms", env("REFERRAL_JWT_ALGORITHMS", "EdDSA"), "comma-separated allowed token algorithms, asymmetric only (REFERRAL_JWT_ALGORITHMS)")
 	fs.Int64Var(&c.bodyLimit, "body-limit", envInt("REFERRAL_BODY_LIMIT", 1<<20), "largest request body in bytes (REFERRAL_BODY_LIMIT)")
+	fs.Float64Var(&c.rateLimit, "rate-limit", envFloat("REFERRAL_RATE_LIMIT", 200), "requests per second per organisation, 0 for no limit (REFERRAL_RATE_LIMIT)")
+	fs.Int64Var(&c.rateBurst, "rate-burst", envInt("REFERRAL_RATE_BURST", 400), "burst of requests per organisation above the rate (REFERRAL_RATE_BURST)")
 	fs.DurationVar(&c.batchDelay, "batch-delay", envDuration("REFERRAL_BATCH_DELAY", time.Millisecond), "bbolt group-commit delay (REFERRAL_BATCH_DELAY)")
 	fs.StringVar(&clockStart, "dev-clock-start", env("REFERRAL_DEV_CLOCK_START", ""), "dev only: the business clock starts at this RFC 3339 time")
 	fs.Float64Var(&c.devClockSpeed, "dev-clock-speed", envFloat("REFERRAL_DEV_CLOCK_SPEED", 0), "dev only: seconds of business time per real second")
@@ -99,6 +105,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if *natsSync != "always" {
+		d, err := time.ParseDuration(*natsSync)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("--nats-sync %q: want \"always\" or a positive duration such as 2m", *natsSync)
+		}
+		c.natsSync = d
 	}
 	if clockStart != "" {
 		t, err := time.Parse(time.RFC3339, clockStart)
@@ -121,6 +134,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if n := btoi(c.jwtPublicKey != "") + btoi(c.jwksURL != "") + btoi(c.jwksFile != ""); n > 1 {
 		return c, errors.New("give only one of --jwt-public-key, --jwks-file and --jwks-url")
+	}
+	if c.rateLimit < 0 || c.rateBurst < 1 {
+		return c, errors.New("--rate-limit must be 0 or more and --rate-burst at least 1")
 	}
 	if c.bodyLimit <= 0 {
 		return c, errors.New("--body-limit must be positive")

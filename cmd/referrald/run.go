@@ -76,12 +76,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return fmt.Errorf("--nats-listen: %w", err)
 		}
-		ns, err = broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: filepath.Join(cfg.dataDir, "nats"), Host: host, Port: port})
+		ns, err = broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: filepath.Join(cfg.dataDir, "nats"), Host: host, Port: port, SyncInterval: cfg.natsSync})
 		if err != nil {
 			return err
 		}
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-		log.Info("embedded nats listening", "url", ns.ClientURL())
+		log.Info("embedded nats listening", "url", ns.ClientURL(), "sync", syncSetting(cfg.natsSync))
 	}
 	nc, err := broker.Connect(cfg.natsURL, ns, "referrald")
 	if err != nil && ns != nil {
@@ -115,7 +115,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	handler := api.NewServer(api.Deps{
 		Service: svc, Auth: auth, Validator: validator, Logger: log, Audit: log.With("log", "audit"),
 		Spec: openapi.YAML(), Registry: registry, BodyLimit: cfg.bodyLimit, CursorKey: cursorKey,
-		Ready: readiness(db, nc, relay),
+		RateLimit: api.RateLimit{PerSecond: cfg.rateLimit, Burst: int(cfg.rateBurst)},
+		Ready:     readiness(db, nc, relay),
 	})
 	srv := &http.Server{
 		Handler: handler, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
@@ -247,6 +248,14 @@ func readiness(db *store.DB, nc *nats.Conn, relay *broker.Relay) api.Readiness {
 		}
 		return status, checks
 	}
+}
+
+// syncSetting describes the embedded JetStream fsync setting for the log.
+func syncSetting(interval time.Duration) string {
+	if interval <= 0 {
+		return "always"
+	}
+	return interval.String()
 }
 
 func splitHostPort(hostport string) (string, int, error) {
