@@ -23,6 +23,12 @@ type EmbeddedOptions struct {
 	Port int
 	// Logger receives the server's log; nil keeps the server silent.
 	Logger *slog.Logger
+	// SyncInterval is how often JetStream fsyncs its files. Zero, the default, fsyncs every
+	// write before the publish is acknowledged (nats-server's "sync_interval: always"), so an
+	// event the relay saw acknowledged, and therefore deleted from the outbox, survives a power
+	// loss. A positive interval trades that for publish throughput; nats-server's own default
+	// is 2 minutes, and anything acknowledged within the last interval can then be lost.
+	SyncInterval time.Duration
 }
 
 // readyTimeout bounds how long StartEmbedded waits for the server to accept connections.
@@ -50,6 +56,9 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 		StoreDir:   opts.StoreDir,
 		NoLog:      true,
 		NoSigs:     true, // the program owns signal handling
+		// One of the two is set: SyncAlways wins over SyncInterval in the server.
+		SyncAlways:   opts.SyncInterval <= 0,
+		SyncInterval: max(opts.SyncInterval, 0),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: start embedded nats: %w", err)

@@ -161,12 +161,16 @@ const (
 	RoleSocialWorker Role = "social_worker"
 	RoleSupervisor   Role = "supervisor"
 	RoleAuditor      Role = "auditor"
+	// RoleOperator runs the service: backups and other administration. It gives no access to
+	// referrals through the case API; the HTTP layer decides which organisation's operators
+	// may do what (see api/admin.go).
+	RoleOperator Role = "operator"
 )
 
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool {
 	switch r {
-	case RoleKelaHandler, RoleSocialWorker, RoleSupervisor, RoleAuditor:
+	case RoleKelaHandler, RoleSocialWorker, RoleSupervisor, RoleAuditor, RoleOperator:
 		return true
 	}
 	return false
