@@ -23,6 +23,9 @@ type BackupFunc func(w io.Writer) (int64, error)
 // take one, never a county's or anyone without the operator role.
 const BackupOrg = domain.Kela
 
+// AuditBackup is the access-log action of taking a backup: one entry for the whole database.
+const AuditBackup domain.AuditAction = "backup"
+
 // Trailers of a backup response: the SHA-256 (hex) and length of the body, so a client can
 // tell a complete copy from a cut one.
 const (
@@ -40,7 +43,7 @@ const backupIdle = 30 * time.Second
 // operator of BackupOrg; every other caller gets 403. The copy is a bbolt file that
 // store.Open accepts. If the copy fails after the first byte the connection is cut, so the
 // client sees a truncated body and no Backup-Sha256 trailer, never a short "complete" file.
-func handleBackup(backup BackupFunc, log, audit *slog.Logger) echo.HandlerFunc {
+func handleBackup(s *domain.Service, backup BackupFunc, log, audit *slog.Logger) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		a := actorOf(c)
 		if !a.Has(domain.RoleOperator) || a.Org != BackupOrg {
@@ -50,7 +53,19 @@ func handleBackup(backup BackupFunc, log, audit *slog.Logger) echo.HandlerFunc {
 		if backup == nil {
 			return errors.New("api: no backup function configured")
 		}
-		// The copy discloses every client's data: record who took it before the first byte.
+		// The copy discloses every client's data: record who took it before the first byte, in
+		// the access log (a failure stops the backup, as it stops any read) and in the log.
+		if s != nil && s.Store != nil {
+			at := time.Now()
+			if s.Clock != nil {
+				at = s.Clock.Now() // the time every access-log entry is stamped with
+			}
+			e := domain.AuditEntry{At: at.UTC(), Action: AuditBackup, UserID: a.UserID, UserName: a.Name,
+				Org: a.Org, Roles: a.Roles, RequestID: requestID(c), Query: "whole database"}
+			if err := s.Store.AppendAudit(c.Request().Context(), []domain.AuditEntry{e}); err != nil {
+				return err
+			}
+		}
 		audit.LogAttrs(c.Request().Context(), slog.LevelInfo, "database backup",
 			slog.String("audit", "backup"), slog.String("user", a.UserID), slog.String("org", string(a.Org)),
 			slog.Any("roles", a.Roles), slog.String("request_id", requestID(c)))

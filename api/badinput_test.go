@@ -105,6 +105,7 @@ func TestOversizeBodyIs413(t *testing.T) {
 	req, _ := http.NewRequest("POST", h.srv.URL+"/v1/referrals", &chunked{data: body})
 	req.Header.Set("Authorization", "Bearer "+kelaHandler(h))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Purpose", "benefit_processing")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

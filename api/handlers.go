@@ -10,8 +10,9 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// auditAccess records that the actor read or changed client data of the referrals. It names
-// the user, organisation, action, referrals, purpose and request, never the client.
+// auditAccess echoes a read or change of client data to the operational log: the user,
+// organisation, action, referrals, purpose and request, never the client. The durable,
+// hash-chained access log is written by the domain (changes) and logRead (reads), audit.go.
 func auditAccess(audit *slog.Logger, c echo.Context, action string, ids ...string) {
 	if len(ids) == 0 {
 		return
@@ -80,6 +81,9 @@ func handleGet(s *domain.Service, audit *slog.Logger) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		if err := logRead(c, s, domain.AuditRead, r); err != nil { // audit.go: the access log
+			return err
+		}
 		auditAccess(audit, c, "read", r.ID)
 		c.Response().Header().Set("ETag", etag(r))
 		return c.JSON(http.StatusOK, r)
@@ -107,6 +111,9 @@ func handleList(s *domain.Service, audit *slog.Logger, cursors cursorCodec) echo
 		for i, r := range page.Items {
 			ids[i] = r.ID
 		}
+		if err := logRead(c, s, domain.AuditList, page.Items...); err != nil { // audit.go
+			return err
+		}
 		auditAccess(audit, c, "list", ids...)
 		if page.Items == nil {
 			page.Items = []*domain.Referral{}
@@ -115,35 +122,15 @@ func handleList(s *domain.Service, audit *slog.Logger, cursors cursorCodec) echo
 	}
 }
 
-// listPage reads one page; with overdue it keeps only overdue referrals, reading further
-// store pages until the page is full.
-// TODO(deadlines issue): read overdue referrals from a time-ordered index instead.
+// listPage reads one page of the caller's referrals; with overdue, of its overdue referrals,
+// read from the overdue list: a referral is there once its overdue alert has fired and until
+// the deadline is met, it closes or respond_by restarts (domain.Service.ListOverdue), so the
+// list agrees with the overdue events.
 func listPage(ctx context.Context, s *domain.Service, actor domain.Actor, f domain.ListFilter, overdue bool) (domain.Page, error) {
-	if !overdue {
-		return s.List(ctx, actor, f)
+	if overdue {
+		return s.ListOverdue(ctx, actor, f)
 	}
-	now := s.Clock.Now()
-	var out domain.Page
-	want := f.Limit
-	for {
-		p, err := s.List(ctx, actor, f)
-		if err != nil {
-			return domain.Page{}, err
-		}
-		for _, r := range p.Items {
-			if r.Overdue(now) {
-				out.Items = append(out.Items, r)
-				if len(out.Items) == want {
-					out.Next = r.ID
-					return out, nil
-				}
-			}
-		}
-		if p.Next == "" {
-			return out, nil
-		}
-		f.After = p.Next
-	}
+	return s.List(ctx, actor, f)
 }
 
 func listFilter(c echo.Context, cursors cursorCodec) (domain.ListFilter, bool, error) {
@@ -296,8 +283,17 @@ func handleAddMessage(s *domain.Service, audit *slog.Logger) echo.HandlerFunc {
 
 func handleMessages(s *domain.Service, audit *slog.Logger) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ms, err := s.Messages(c.Request().Context(), actorOf(c), c.Param("id"))
+		ctx, actor := c.Request().Context(), actorOf(c)
+		// The referral names the parties and the legal basis for the access log.
+		r, err := s.Get(ctx, actor, c.Param("id"))
 		if err != nil {
+			return err
+		}
+		ms, err := s.Messages(ctx, actor, r.ID)
+		if err != nil {
+			return err
+		}
+		if err := logRead(c, s, domain.AuditReadMessages, r); err != nil { // audit.go
 			return err
 		}
 		auditAccess(audit, c, "read_messages", c.Param("id"))
@@ -310,8 +306,16 @@ func handleMessages(s *domain.Service, audit *slog.Logger) echo.HandlerFunc {
 
 func handleTimeline(s *domain.Service, audit *slog.Logger) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		tl, err := s.Timeline(c.Request().Context(), actorOf(c), c.Param("id"))
+		ctx, actor := c.Request().Context(), actorOf(c)
+		r, err := s.Get(ctx, actor, c.Param("id")) // for the access log, as in handleMessages
 		if err != nil {
+			return err
+		}
+		tl, err := s.Timeline(ctx, actor, r.ID)
+		if err != nil {
+			return err
+		}
+		if err := logRead(c, s, domain.AuditReadTimeline, r); err != nil { // audit.go
 			return err
 		}
 		auditAccess(audit, c, "read_timeline", c.Param("id"))
@@ -349,6 +353,9 @@ func handleClientSearch(s *domain.Service, audit *slog.Logger) echo.HandlerFunc 
 			if r.Status.Bounce() {
 				out.Bounces++
 			}
+		}
+		if err := s.LogClientSearch(c.Request().Context(), actorOf(c), b.PersonalID, rs); err != nil { // audit.go
+			return err
 		}
 		auditAccess(audit, c, "client_search", ids...)
 		return c.JSON(http.StatusOK, out)

@@ -110,7 +110,8 @@ func newHarness(t *testing.T, dir string) *harness {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	db, err := store.Open(filepath.Join(dir, "referrals.db"), store.Options{MaxBatchDelay: time.Millisecond})
+	// Encrypted at rest as in production (testKeyring, audit_test.go).
+	db, err := store.Open(filepath.Join(dir, "referrals.db"), store.Options{MaxBatchDelay: time.Millisecond, Keys: testKeyring})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -184,7 +185,8 @@ func (r response) json(t *testing.T) map[string]any {
 }
 
 // do sends a request; body may be nil, a string (sent as it is) or a value (sent as JSON).
-// headers are name, value pairs.
+// headers are name, value pairs; an empty value removes the header. X-Purpose is
+// benefit_processing unless headers say otherwise.
 func (h *harness) do(method, path, token string, body any, headers ...string) response {
 	h.t.Helper()
 	var rd io.Reader
@@ -211,7 +213,13 @@ func (h *harness) do(method, path, token string, body any, headers ...string) re
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	// Every client-data operation needs a purpose; a test overrides it, or drops it with "".
+	req.Header.Set("X-Purpose", "benefit_processing")
 	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+			continue
+		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)

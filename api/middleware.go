@@ -109,13 +109,19 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// authenticate requires a valid bearer token and puts the actor in the context.
-func authenticate(a *Authenticator) echo.MiddlewareFunc {
+// authenticate requires a valid bearer token and puts the actor in the context. With mtls,
+// the verified client certificate must name the token's organisation too.
+func authenticate(a *Authenticator, mtls bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			actor, err := a.Authenticate(c.Request().Header.Get(echo.HeaderAuthorization))
 			if err != nil {
 				return err
+			}
+			if mtls {
+				if err := checkClientCert(c.Request(), actor); err != nil {
+					return err
+				}
 			}
 			c.Set(ctxActor, actor)
 			return next(c)

@@ -1,12 +1,14 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/domain/calendar"
 )
 
 func TestSocialWorkNeedLifecycleThroughHTTP(t *testing.T) {
@@ -252,17 +254,65 @@ func TestListPagingWithCursor(t *testing.T) {
 	}
 }
 
+// TestOverdueFilter: overdue=true lists a referral once its overdue alert has fired (the
+// watcher step, FireDue, which referrald runs every --watch-interval), newest first with
+// paging, on both sides, and no longer once the deadline is met.
 func TestOverdueFilter(t *testing.T) {
 	h := newHarness(t, "")
 	kela, hki := kelaHandler(h), hkiWorker(h)
-	late := h.create(kela, needBody(pidMatti, "091"))
+	late1 := h.create(kela, needBody(pidMatti, "091"))
+	late2 := h.create(kela, needBody(pidMatti, "091"))
 	acked := h.create(kela, needBody(pidMatti, "091"))
 	h.act(hki, acked, "receive", nil)
 	// Past acknowledge_by (Tue 24 Nov end of day) but before respond_by.
 	h.clock.Advance(3 * 24 * 3600e9)
-	items := h.do("GET", "/v1/referrals?overdue=true", hki, nil).json(t)["items"].([]any)
-	if len(items) != 1 || items[0].(map[string]any)["id"] != late {
-		t.Errorf("overdue = %v, want only %s", items, late)
+	list := func(token, query string) ([]string, string) {
+		t.Helper()
+		r := h.do("GET", "/v1/referrals?overdue=true"+query, token, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("overdue list%s: %d %s", query, r.status, r.body)
+		}
+		m := r.json(t)
+		var ids []string
+		for _, it := range m["items"].([]any) {
+			ids = append(ids, it.(map[string]any)["id"].(string))
+		}
+		next, _ := m["next_cursor"].(string)
+		return ids, next
+	}
+	if ids, _ := list(hki, ""); len(ids) != 0 {
+		t.Errorf("overdue before the watcher fired = %v, want none (listed once the alert fired)", ids)
+	}
+	watcher := &domain.Service{Store: h.db, Clock: h.clock, Policy: domain.NewDeadlinePolicy(calendar.New(calendar.Options{}))}
+	fired, err := watcher.FireDue(context.Background(), h.clock.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each late referral: the acknowledge_by warning and the overdue alert.
+	if len(fired) != 4 {
+		t.Errorf("fired %d alerts, want 4: %+v", len(fired), fired)
+	}
+	page1, next := list(hki, "&limit=1")
+	if len(page1) != 1 || page1[0] != late2 || next == "" {
+		t.Fatalf("first page = %v next %q, want [%s] and a cursor", page1, next, late2)
+	}
+	page2, next := list(hki, "&limit=1&cursor="+next)
+	if len(page2) != 1 || page2[0] != late1 || next != "" {
+		t.Errorf("second page = %v next %q, want [%s] and no cursor", page2, next, late1)
+	}
+	if ids, _ := list(kela, "&direction=outgoing"); len(ids) != 2 {
+		t.Errorf("Kela's outgoing overdue = %v, want both late referrals", ids)
+	}
+	if ids, _ := list(hki, "&direction=outgoing"); len(ids) != 0 {
+		t.Errorf("Helsinki's outgoing overdue = %v, want none", ids)
+	}
+	if ids, _ := list(hki, "&status=received"); len(ids) != 0 {
+		t.Errorf("overdue and received = %v, want none", ids)
+	}
+	// Acknowledging late meets the deadline: the referral leaves the list.
+	h.act(hki, late1, "receive", nil)
+	if ids, _ := list(hki, ""); len(ids) != 1 || ids[0] != late2 {
+		t.Errorf("overdue after acknowledging %s = %v, want [%s]", late1, ids, late2)
 	}
 }
 

@@ -38,12 +38,20 @@ type Deps struct {
 	Ready    Readiness
 	Spec     []byte // served at /openapi.yaml
 	Registry *domain.Registry
+	// RequireClientCert turns on mutual TLS checks: every /v1 request must come with a
+	// verified client certificate naming the token's organisation (see CertOrgURIPrefix).
+	RequireClientCert bool
 	// RateLimit is each organisation's request budget; zero means unlimited.
 	RateLimit RateLimit
 	// CursorKey signs page cursors; nil means a random key per process.
 	CursorKey []byte
 	// BodyLimit is the largest request body accepted, in bytes; 0 means 1 MiB.
 	BodyLimit int64
+	// Reports answers GET /v1/reports/response-times; nil means one on Service.Store when
+	// it keeps report aggregates (domain.ReportStore).
+	Reports *domain.Reporter
+	// Metrics is served at /metrics and measures every request; nil means a fresh registry.
+	Metrics *Metrics
 	// Backup streams a consistent copy of the database for GET /v1/admin/backup
 	// (store.DB.Backup); nil answers that route with 500.
 	Backup BackupFunc
@@ -63,10 +71,16 @@ func NewServer(d Deps) *echo.Echo {
 	if d.Registry == nil {
 		d.Registry = d.Service.Registry
 	}
+	if rs, ok := d.Service.Store.(domain.ReportStore); ok && d.Reports == nil {
+		d.Reports = &domain.Reporter{Store: rs, Clock: d.Service.Clock, Registry: d.Registry}
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics()
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Logger)
-	e.Use(requestIDMiddleware, accessLog(d.Logger), recoverMiddleware(d.Logger), securityHeaders)
+	e.Use(requestIDMiddleware, httpMetrics(d.Metrics), accessLog(d.Logger), recoverMiddleware(d.Logger), securityHeaders)
 	addRoutes(e, d)
 	return e
 }

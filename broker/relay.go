@@ -56,6 +56,10 @@ type RelayOptions struct {
 	PublishTimeout time.Duration
 	// Logger receives failures and recoveries; nil discards them.
 	Logger *slog.Logger
+	// OnPublished, if set, is called with each event JetStream acknowledged (a duplicate the
+	// stream dropped included), from the relay's goroutine: it must be quick and not block.
+	// Metrics count deadline events with it.
+	OnPublished func(domain.Event)
 }
 
 // RelayStatus is a snapshot of the relay's health, for /readyz and metrics.
@@ -307,6 +311,7 @@ func (r *Relay) publishWave(ctx context.Context, wave []domain.OutboxEntry) ([]u
 			select {
 			case <-f.Ok():
 				acked = append(acked, seq)
+				r.published(wave[i].Event)
 			default:
 			}
 			continue
@@ -314,6 +319,7 @@ func (r *Relay) publishWave(ctx context.Context, wave []domain.OutboxEntry) ([]u
 		select {
 		case <-f.Ok():
 			acked = append(acked, seq)
+			r.published(wave[i].Event)
 		case err := <-f.Err():
 			if first == nil {
 				first = fmt.Errorf("broker: publish outbox entry %d: %w", seq, err)
@@ -328,6 +334,13 @@ func (r *Relay) publishWave(ctx context.Context, wave []domain.OutboxEntry) ([]u
 		first = expired
 	}
 	return acked, first
+}
+
+// published tells OnPublished that JetStream acknowledged e.
+func (r *Relay) published(e domain.Event) {
+	if r.opts.OnPublished != nil {
+		r.opts.OnPublished(e)
+	}
 }
 
 // message builds the NATS message of e.

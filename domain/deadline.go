@@ -9,6 +9,10 @@ type BusinessCalendar interface {
 	Deadline(from time.Time, n int) time.Time
 	// BusinessDaysBetween counts business days after from's date up to and including to's.
 	BusinessDaysBetween(from, to time.Time) int
+	// IsBusinessDay reports whether t's Helsinki date is a business day.
+	IsBusinessDay(t time.Time) bool
+	// Location returns the zone (Europe/Helsinki) in which dates are judged.
+	Location() *time.Location
 }
 
 // DeadlineRule is the number of business days for one kind and urgency, with its legal basis.
@@ -26,13 +30,19 @@ type DeadlinePolicy struct {
 	// KelaHandoffDays is Kela's target for transferring an application after its basic-support
 	// decision (§14 c "without delay"): by default the next business day.
 	KelaHandoffDays int
+	// WarningLead is how much business time before a deadline its deadline_warning fires (see
+	// WarnAt); DefaultWarningLead by default. Zero or less turns warnings off.
+	WarningLead time.Duration
 }
 
 // DefaultDeadlineRules returns the defaults of DOMAIN §7.
 func DefaultDeadlineRules() map[Kind]map[Urgency]DeadlineRule {
-	toKela := map[Urgency]DeadlineRule{
-		Normal: {1, 7, "Toimeentulotukilaki 1412/1997 §14 a: 7 business days"},
-		Urgent: {1, 1, "Toimeentulotukilaki 1412/1997 §14 b: urgent, next business day"},
+	// A new map per kind, so changing one kind's rules cannot change another's.
+	toKela := func() map[Urgency]DeadlineRule {
+		return map[Urgency]DeadlineRule{
+			Normal: {1, 7, "Toimeentulotukilaki 1412/1997 §14 a: 7 business days"},
+			Urgent: {1, 1, "Toimeentulotukilaki 1412/1997 §14 b: urgent, next business day"},
+		}
 	}
 	return map[Kind]map[Urgency]DeadlineRule{
 		KindSupplementarySupportHandoff: {
@@ -47,16 +57,16 @@ func DefaultDeadlineRules() map[Kind]map[Urgency]DeadlineRule {
 			Normal: {1, 7, "Toimeentulotukilaki 1412/1997 §14 d: meeting within 7 business days of the request"},
 			Urgent: {1, 7, "Toimeentulotukilaki 1412/1997 §14 d: meeting within 7 business days of the request"},
 		},
-		KindSocialWorkStatement:   toKela,
-		KindDecisionReviewRequest: toKela,
-		KindDirectPaymentRequest:  toKela,
-		KindContactPersonRequest:  toKela,
+		KindSocialWorkStatement:   toKela(),
+		KindDecisionReviewRequest: toKela(),
+		KindDirectPaymentRequest:  toKela(),
+		KindContactPersonRequest:  toKela(),
 	}
 }
 
 // NewDeadlinePolicy returns the policy with the defaults of DOMAIN §7 on cal.
 func NewDeadlinePolicy(cal BusinessCalendar) *DeadlinePolicy {
-	return &DeadlinePolicy{Calendar: cal, Rules: DefaultDeadlineRules(), KelaHandoffDays: 1}
+	return &DeadlinePolicy{Calendar: cal, Rules: DefaultDeadlineRules(), KelaHandoffDays: 1, WarningLead: DefaultWarningLead}
 }
 
 func (p *DeadlinePolicy) rule(k Kind, u Urgency) DeadlineRule {
@@ -93,14 +103,12 @@ func (p *DeadlinePolicy) Restart(r *Referral, at time.Time) {
 // acknowledge_by, or not answered by respond_by. A referral waiting for the sender's answer
 // (info_requested) is not overdue on respond_by: the clock restarts when the answer comes.
 func (r *Referral) Overdue(now time.Time) bool {
-	if !r.Open() {
-		return false
+	for _, d := range r.OpenDeadlines() {
+		if now.After(d.By) {
+			return true
+		}
 	}
-	d := r.Deadlines
-	if d.AcknowledgeBy != nil && r.Times.AcknowledgedAt == nil && now.After(*d.AcknowledgeBy) {
-		return true
-	}
-	return d.RespondBy != nil && !r.responded() && r.Status != StatusInfoRequested && now.After(*d.RespondBy)
+	return false
 }
 
 // responded reports whether the respond_by clock has stopped: a social-work-need notification

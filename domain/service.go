@@ -76,7 +76,10 @@ func (s *Service) Create(ctx context.Context, actor Actor, req *CreateRequest, i
 					return nil, err
 				}
 				created = false
-				return nil, nil
+				// The replay shows the referral again: an access to log, not a change.
+				e := newEntry(actor, AuditCreateReplay, ref, now)
+				e.Disclosure = disclosure(ref, actor.Org, false)
+				return &Change{Audit: []AuditEntry{e}}, nil
 			}
 		}
 		r := &Referral{
@@ -113,7 +116,8 @@ func requestHash(req *CreateRequest) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// record appends the timeline entry of one change to ch and counts it on r.
+// record appends the timeline entry and the access-log entry of one change to ch and counts
+// it on r.
 func (s *Service) record(ch *Change, r *Referral, actor Actor, a Action, from Status, reason, related string, at time.Time) {
 	r.Timeline++
 	role, _ := actor.CaseRole()
@@ -121,6 +125,7 @@ func (s *Service) record(ch *Change, r *Referral, actor Actor, a Action, from St
 		ReferralID: r.ID, Seq: r.Timeline, At: at, Action: a, From: from, To: r.Status,
 		ActorID: actor.UserID, ActorOrg: actor.Org, ActorRole: role, Reason: reason, Related: related,
 	})
+	ch.Audit = append(ch.Audit, changeEntry(r, actor, a, at))
 }
 
 // visible loads a referral the actor may read: ENotFound for another organisation's

@@ -18,10 +18,22 @@ type Store interface {
 	Messages(ctx context.Context, id string) ([]Message, error)
 	// ClientReferrals returns the referrals whose ClientKey is key, newest first.
 	ClientReferrals(ctx context.Context, key string) ([]*Referral, error)
+	// AppendAudit appends entries to the access log in their own (group-committed)
+	// transaction, setting their Seq and hash chain, and returns when they are durable.
+	AppendAudit(ctx context.Context, entries []AuditEntry) error
+	// Audit returns one page of the access log (AuditFilter).
+	Audit(ctx context.Context, f AuditFilter) (AuditPage, error)
+	// AuditOf returns the access-log entries of a client extract (ExtractFilter), in log order.
+	AuditOf(ctx context.Context, f ExtractFilter) ([]AuditEntry, error)
 	// Update runs fn in a write transaction and commits what it returns. fn may be called
 	// more than once (group commit retries) and so must depend only on what it reads through
 	// tx. An error from fn aborts the transaction and is returned as it is.
 	Update(ctx context.Context, fn func(tx Tx) (*Change, error)) error
+	// DueAlerts returns the deadline alerts f selects (a read-only look; see Tx.DueAlerts).
+	DueAlerts(ctx context.Context, f DueFilter) ([]Alert, error)
+	// ListOverdue returns one page of an organisation's referrals whose overdue alert has
+	// fired for a deadline still unmet, newest first.
+	ListOverdue(ctx context.Context, f ListFilter) (Page, error)
 }
 
 // Tx is what a command may read inside its write transaction.
@@ -30,6 +42,8 @@ type Tx interface {
 	Referral(id string) (*Referral, error)
 	// Idempotency returns the record of an earlier create with the key, or nil.
 	Idempotency(org OrgID, key string) (*IdempotencyRecord, error)
+	// DueAlerts returns the alerts f selects that have not fired yet, in deadline order.
+	DueAlerts(f DueFilter) ([]Alert, error)
 }
 
 // Change is everything one command writes.
@@ -39,6 +53,12 @@ type Change struct {
 	Messages    []Message
 	Events      []Event
 	Idempotency *IdempotencyRecord
+	// Alerts are due deadline alerts the watcher handled (their events are in Events): each
+	// leaves the due index and, unless Stale, is recorded as fired for its deadline value.
+	Alerts []Alert
+	// Audit is appended to the access log in the same transaction. Entries without a
+	// Purpose or RequestID get those of the Update's context (WithAccess).
+	Audit []AuditEntry
 }
 
 // IdempotencyRecord remembers which referral a create with an Idempotency-Key made, and a
@@ -85,3 +105,19 @@ type ClockFunc func() time.Time
 
 // Now calls f.
 func (f ClockFunc) Now() time.Time { return f() }
+
+// ReportStore keeps the response-time aggregates (see report.go) up to date in the same
+// transaction as every referral write, and reads them without touching the referrals.
+type ReportStore interface {
+	// ReportCells calls fn with every aggregate cell of the months f.From..f.To that f selects,
+	// in key order. The cell is only valid during the call (the store reuses it). An error
+	// from fn stops the walk and is returned.
+	ReportCells(ctx context.Context, f ReportCellFilter, fn func(*ReportCell) error) error
+}
+
+// ReportCellFilter selects aggregate cells: the months From..To (inclusive) and, unless Org is
+// empty, only the cells where Org is the sender or the recipient.
+type ReportCellFilter struct {
+	From, To Month
+	Org      OrgID
+}

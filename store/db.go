@@ -31,12 +31,22 @@ type Options struct {
 	// Timeout is how long Open waits for the file lock another process holds; zero means
 	// DefaultTimeout.
 	Timeout time.Duration
+	// Keys encrypt referral records and messages at rest (crypt.go). nil stores plaintext:
+	// for tests and tools only; referrald refuses to run without keys.
+	Keys *Keyring
+	// Calendar measures business time for the response-time aggregates (stats.go); nil
+	// means the default Finnish calendar.
+	Calendar domain.ReportCalendar
+	// Observer hears the milestones of every commit (stats.go), e.g. metrics; nil: none.
+	Observer StatsObserver
 }
 
 // DB is the bbolt store. It is safe for concurrent use.
 type DB struct {
 	bolt      *bolt.DB
 	committed chan struct{}
+	keys      *Keyring    // nil: plaintext
+	stats     *statsState // stats.go: response-time aggregates
 }
 
 var _ domain.Store = (*DB)(nil)
@@ -60,24 +70,37 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.MaxBatchSize > 0 {
 		bdb.MaxBatchSize = opts.MaxBatchSize
 	}
+	if opts.Keys != nil {
+		keyrings.Store(bdb, opts.Keys) // crypt.go; before anything below reads a record
+	}
 	err = bdb.Update(func(tx *bolt.Tx) error {
 		for _, name := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		return nil
+		if err := openPrivacyBuckets(tx); err != nil { // audit.go, retention.go
+			return err
+		}
+		return openAlertBuckets(tx) // due.go
 	})
 	if err != nil {
+		keyrings.Delete(bdb)
 		_ = bdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &DB{bolt: bdb, committed: make(chan struct{}, 1)}, nil
+	db := &DB{bolt: bdb, committed: make(chan struct{}, 1), keys: opts.Keys, stats: newStatsState(opts)}
+	if err := db.initStats(); err != nil { // stats.go: after the keyring, as it may read referrals
+		_ = db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return db, nil
 }
 
 // Close waits for running transactions and closes the file. The Committed channel is not
 // closed.
 func (db *DB) Close() error {
+	defer keyrings.Delete(db.bolt)
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

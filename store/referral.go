@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
@@ -17,6 +18,8 @@ import (
 type referralRecord struct {
 	ClientKey string           `json:"client_key,omitempty"`
 	Referral  *domain.Referral `json:"referral"`
+	// ErasedAt is when the retention job erased the referral's personal data (retention.go).
+	ErasedAt *time.Time `json:"erased_at,omitempty"`
 }
 
 // Referral returns the referral with id, or ENotFound (also for an id that is not a UUID).
@@ -57,6 +60,10 @@ func loadReferral(tx *bolt.Tx, id uuid.UUID) (*domain.Referral, error) {
 	v := tx.Bucket(bucketReferrals).Get(id[:])
 	if v == nil {
 		return nil, nil
+	}
+	v, err := openValue(tx, bucketReferrals, id[:], v) // crypt.go
+	if err != nil {
+		return nil, fmt.Errorf("store: get referral %s: %w", id, err)
 	}
 	var rec referralRecord
 	if err := json.Unmarshal(v, &rec); err != nil || rec.Referral == nil {
@@ -99,6 +106,12 @@ func putReferral(tx *bolt.Tx, r *domain.Referral) error {
 	v, err := json.Marshal(referralRecord{ClientKey: r.ClientKey, Referral: r})
 	if err != nil {
 		return fmt.Errorf("store: put referral %s: %w", r.ID, err)
+	}
+	if v, err = sealValue(tx, bucketReferrals, id[:], v); err != nil { // crypt.go
+		return fmt.Errorf("store: put referral %s: %w", r.ID, err)
+	}
+	if err := moveClosedIndex(tx, old, r, id); err != nil { // retention.go
+		return err
 	}
 	if err := tx.Bucket(bucketReferrals).Put(id[:], v); err != nil {
 		return fmt.Errorf("store: put referral %s: %w", r.ID, err)

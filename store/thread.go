@@ -15,7 +15,7 @@ import (
 // Timeline returns every change of the referral, in Seq order, or ENotFound.
 func (db *DB) Timeline(ctx context.Context, id string) ([]domain.TimelineEntry, error) {
 	out := []domain.TimelineEntry{}
-	err := db.children(ctx, id, bucketTimeline, idLen+8, func(v []byte) error {
+	err := db.children(ctx, id, bucketTimeline, idLen+8, func(_ *bolt.Tx, _, v []byte) error {
 		var e domain.TimelineEntry
 		if err := json.Unmarshal(v, &e); err != nil {
 			return fmt.Errorf("store: get timeline %s: %w", id, err)
@@ -32,7 +32,11 @@ func (db *DB) Timeline(ctx context.Context, id string) ([]domain.TimelineEntry, 
 // Messages returns the referral's thread, oldest first (message ids are UUIDv7), or ENotFound.
 func (db *DB) Messages(ctx context.Context, id string) ([]domain.Message, error) {
 	out := []domain.Message{}
-	err := db.children(ctx, id, bucketMessages, 2*idLen, func(v []byte) error {
+	err := db.children(ctx, id, bucketMessages, 2*idLen, func(tx *bolt.Tx, k, v []byte) error {
+		v, err := openValue(tx, bucketMessages, k, v) // crypt.go
+		if err != nil {
+			return fmt.Errorf("store: get messages %s: %w", id, err)
+		}
 		var m domain.Message
 		if err := json.Unmarshal(v, &m); err != nil {
 			return fmt.Errorf("store: get messages %s: %w", id, err)
@@ -46,10 +50,10 @@ func (db *DB) Messages(ctx context.Context, id string) ([]domain.Message, error)
 	return out, nil
 }
 
-// children calls fn, in key order, with the value of every key of bucket that is the
+// children calls fn, in key order, with the key and value of every key of bucket that is the
 // referral's id16 followed by keyLen-16 more bytes. It returns ENotFound if there is no such
 // referral.
-func (db *DB) children(ctx context.Context, id string, bucket []byte, keyLen int, fn func(v []byte) error) error {
+func (db *DB) children(ctx context.Context, id string, bucket []byte, keyLen int, fn func(tx *bolt.Tx, k, v []byte) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -66,7 +70,7 @@ func (db *DB) children(ctx context.Context, id string, bucket []byte, keyLen int
 			if len(k) != keyLen {
 				continue
 			}
-			if err := fn(v); err != nil {
+			if err := fn(tx, k, v); err != nil {
 				return err
 			}
 		}
@@ -107,7 +111,11 @@ func putMessage(tx *bolt.Tx, m *domain.Message) error {
 	if err != nil {
 		return fmt.Errorf("store: put message %s: %w", m.ID, err)
 	}
-	if err := tx.Bucket(bucketMessages).Put(messageKey(rid, mid), v); err != nil {
+	key := messageKey(rid, mid)
+	if v, err = sealValue(tx, bucketMessages, key, v); err != nil { // crypt.go
+		return fmt.Errorf("store: put message %s: %w", m.ID, err)
+	}
+	if err := tx.Bucket(bucketMessages).Put(key, v); err != nil {
 		return fmt.Errorf("store: put message %s: %w", m.ID, err)
 	}
 	return nil

@@ -46,6 +46,7 @@ func (db *DB) Update(ctx context.Context, fn func(tx domain.Tx) (*domain.Change,
 			fnErr = err
 			return nil
 		}
+		stampAccess(ctx, ch) // audit.go: the request's purpose and id on its log entries
 		if err := db.write(btx, ch); err != nil {
 			// Part of ch may be written: the transaction must not commit.
 			return &writeError{err}
@@ -97,10 +98,19 @@ func (db *DB) write(tx *bolt.Tx, ch *domain.Change) error {
 	if ch == nil {
 		return nil
 	}
+	if err := db.updateStats(tx, ch.Referrals); err != nil { // stats.go: report aggregates, old vs new
+		return err
+	}
 	for _, r := range ch.Referrals {
 		if err := putReferral(tx, r); err != nil {
 			return err
 		}
+		if err := syncAlerts(tx, r); err != nil { // due.go: deadline alerts follow the referral
+			return err
+		}
+	}
+	if err := settleAlerts(tx, ch.Alerts); err != nil {
+		return err
 	}
 	for i := range ch.Timeline {
 		if err := putTimeline(tx, &ch.Timeline[i]); err != nil {
@@ -111,6 +121,9 @@ func (db *DB) write(tx *bolt.Tx, ch *domain.Change) error {
 		if err := putMessage(tx, &ch.Messages[i]); err != nil {
 			return err
 		}
+	}
+	if err := appendAudit(tx, ch.Audit); err != nil { // audit.go: the access log
+		return err
 	}
 	if rec := ch.Idempotency; rec != nil {
 		if rec.Org == "" || hasNUL(string(rec.Org)) {

@@ -1,5 +1,5 @@
-// Command referralctl is the operator's tool for referrald: dev tokens now, backups and key
-// rotation later.
+// Command referralctl is the operator's tool for referrald: dev tokens, online and offline
+// backups, and restoring a backup into a new data directory.
 package main
 
 import (
@@ -27,6 +27,16 @@ const usage = `usage: referralctl <command> [flags]
 
 commands:
   token   print a dev token: token --data-dir DIR --org ORG --role ROLE [--role ROLE] [--sub ID] [--name NAME] [--ttl 8h]
+  backup  copy the database: backup --to FILE (--url URL [--token TOKEN] [--tls-ca F --tls-cert F --tls-key F] | --data-dir DIR)
+          online from a running referrald (a kela operator's token, REFERRAL_TOKEN), or
+          offline from the data dir of a stopped one; the copy is checked before it is kept
+  restore put a backup into a new data dir: restore --from FILE --data-dir NEWDIR [--keys-from OLDDIR]
+  rotate-key  re-encrypt every record under the active key, service stopped:
+          rotate-key --data-dir DIR [--encryption-keys FILE] [--new-key] [--batch 500]
+  audit verify  check the access log's hash chain, service stopped:
+          audit verify --data-dir DIR [--anchor SEQ:HASH]
+  retention  erase personal data of referrals closed too long ago, service stopped:
+          retention --data-dir DIR [--retention 730d] [--dry-run] [--encryption-keys FILE]
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -37,6 +47,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "token":
 		return cmdToken(args[1:], getenv, stdout, stderr)
+	case "backup":
+		return cmdBackup(ctx, args[1:], getenv, stdout, stderr)
+	case "restore":
+		return cmdRestore(args[1:], stdout, stderr)
+	case "rotate-key": // rotate.go
+		return cmdRotateKey(ctx, args[1:], getenv, stdout, stderr)
+	case "audit": // audit.go
+		return cmdAudit(ctx, args[1:], getenv, stdout, stderr)
+	case "retention": // retention.go
+		return cmdRetention(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -61,7 +81,7 @@ func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	name := fs.String("name", "", "user's display name")
 	ttl := fs.Duration("ttl", 8*time.Hour, "validity")
 	var roles multiFlag
-	fs.Var(&roles, "role", "kela_handler, social_worker, supervisor or auditor (repeatable)")
+	fs.Var(&roles, "role", "kela_handler, social_worker, supervisor, auditor or operator (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -25,13 +25,31 @@ type config struct {
 	jwksFile      string
 	jwtAlgs       string
 	bodyLimit     int64
+	tlsCert       string
+	tlsKey        string
+	tlsClientCA   string
 	rateLimit     float64
 	rateBurst     int64
 	batchDelay    time.Duration
 	devClockStart time.Time
 	devClockSpeed float64
 	shutdownGrace time.Duration
+	// deadlinesConfig is the deadline configuration file (JSON, domain.ParseDeadlineConfig);
+	// empty means the defaults of DOMAIN §7.
+	deadlinesConfig string
+	// watchInterval is how often, in real time, the deadline watcher looks for due alerts.
+	watchInterval time.Duration
 	logLevel      string
+	// Keys at rest (keys.go). encryptionKeys is a keyring file, encryptionKeysJSON the keyring
+	// itself (REFERRAL_ENCRYPTION_KEYS); clientIndexKey a file of the client index key,
+	// clientIndexKeyHex the key itself (REFERRAL_CLIENT_INDEX_KEY). Without --dev one of each
+	// is required; with --dev a missing one is created in the data directory.
+	encryptionKeys     string
+	encryptionKeysJSON string
+	clientIndexKey     string
+	clientIndexKeyHex  string
+	// retention is how long after closure a referral keeps its personal data.
+	retention time.Duration
 }
 
 // parseConfig reads flags over environment defaults. Flags win over the environment.
@@ -89,6 +107,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.jwksURL, "jwks-url", env("REFERRAL_JWKS_URL", ""), "https URL of the identity provider's JSON Web Key Set, refreshed on rotation (REFERRAL_JWKS_URL)")
 	fs.StringVar(&c.jwksFile, "jwks-file", env("REFERRAL_JWKS_FILE", ""), "JSON Web Key Set file, re-read when it changes (REFERRAL_JWKS_FILE)")
 	fs.StringVar(&c.jwtAlgs, "jwt-algorithms", env("REFERRAL_JWT_ALGORITHMS", "EdDSA"), "comma-separated allowed token algorithms, asymmetric only (REFERRAL_JWT_ALGORITHMS)")
+	fs.StringVar(&c.tlsCert, "tls-cert", env("REFERRAL_TLS_CERT", ""), "serve HTTPS with this PEM certificate (REFERRAL_TLS_CERT)")
+	fs.StringVar(&c.tlsKey, "tls-key", env("REFERRAL_TLS_KEY", ""), "PEM private key of --tls-cert (REFERRAL_TLS_KEY)")
+	fs.StringVar(&c.tlsClientCA, "tls-client-ca", env("REFERRAL_TLS_CLIENT_CA", ""), "require client certificates from this PEM CA (mutual TLS); the certificate must name the token's organisation (REFERRAL_TLS_CLIENT_CA)")
 	fs.Int64Var(&c.bodyLimit, "body-limit", envInt("REFERRAL_BODY_LIMIT", 1<<20), "largest request body in bytes (REFERRAL_BODY_LIMIT)")
 	fs.Float64Var(&c.rateLimit, "rate-limit", envFloat("REFERRAL_RATE_LIMIT", 200), "requests per second per organisation, 0 for no limit (REFERRAL_RATE_LIMIT)")
 	fs.Int64Var(&c.rateBurst, "rate-burst", envInt("REFERRAL_RATE_BURST", 400), "burst of requests per organisation above the rate (REFERRAL_RATE_BURST)")
@@ -96,7 +117,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&clockStart, "dev-clock-start", env("REFERRAL_DEV_CLOCK_START", ""), "dev only: the business clock starts at this RFC 3339 time")
 	fs.Float64Var(&c.devClockSpeed, "dev-clock-speed", envFloat("REFERRAL_DEV_CLOCK_SPEED", 0), "dev only: seconds of business time per real second")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for requests and the outbox")
+	fs.StringVar(&c.deadlinesConfig, "deadlines-config", env("REFERRAL_DEADLINES_CONFIG", ""), "JSON file of deadline rules, eves, warning lead and Kela handoff target; see deadlines.example.json (REFERRAL_DEADLINES_CONFIG)")
+	fs.DurationVar(&c.watchInterval, "watch-interval", envDuration("REFERRAL_WATCH_INTERVAL", time.Second), "how often (real time) the deadline watcher fires due warnings and overdue alerts (REFERRAL_WATCH_INTERVAL)")
 	fs.StringVar(&c.logLevel, "log-level", env("REFERRAL_LOG_LEVEL", "info"), "debug, info, warn or error (REFERRAL_LOG_LEVEL)")
+	fs.StringVar(&c.encryptionKeys, "encryption-keys", env("REFERRAL_ENCRYPTION_KEYS_FILE", ""), `JSON keyring {"active": "<id>", "keys": {"<id>": "<64 hex>"}} that encrypts client data at rest (REFERRAL_ENCRYPTION_KEYS_FILE, or the JSON itself in REFERRAL_ENCRYPTION_KEYS); required without --dev`)
+	c.encryptionKeysJSON = getenv("REFERRAL_ENCRYPTION_KEYS")
+	fs.StringVar(&c.clientIndexKey, "client-index-key", env("REFERRAL_CLIENT_INDEX_KEY_FILE", ""), "file of the client search index key, 64 hex digits (REFERRAL_CLIENT_INDEX_KEY_FILE, or the hex itself in REFERRAL_CLIENT_INDEX_KEY); required without --dev; never change it without reindexing")
+	c.clientIndexKeyHex = getenv("REFERRAL_CLIENT_INDEX_KEY")
+	retention := env("REFERRAL_RETENTION", "")
+	fs.StringVar(&retention, "retention", retention, "how long after closure a referral keeps its personal data, in days (730d) or as a duration; default two years (REFERRAL_RETENTION)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -135,11 +164,20 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if n := btoi(c.jwtPublicKey != "") + btoi(c.jwksURL != "") + btoi(c.jwksFile != ""); n > 1 {
 		return c, errors.New("give only one of --jwt-public-key, --jwks-file and --jwks-url")
 	}
+	if (c.tlsCert == "") != (c.tlsKey == "") || (c.tlsClientCA != "" && c.tlsCert == "") {
+		return c, errors.New("--tls-cert and --tls-key go together, and --tls-client-ca needs them")
+	}
 	if c.rateLimit < 0 || c.rateBurst < 1 {
 		return c, errors.New("--rate-limit must be 0 or more and --rate-burst at least 1")
 	}
 	if c.bodyLimit <= 0 {
 		return c, errors.New("--body-limit must be positive")
+	}
+	if c.watchInterval <= 0 {
+		return c, errors.New("--watch-interval must be positive")
+	}
+	if err := checkKeyConfig(&c, retention); err != nil { // keys.go
+		return c, err
 	}
 	return c, nil
 }

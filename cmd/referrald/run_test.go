@@ -128,6 +128,7 @@ func (s *service) do(method, path, token, body string, headers ...string) (int, 
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("X-Purpose", "benefit_processing")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}

@@ -1,0 +1,565 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kela-hva/referrals/broker"
+	"github.com/kela-hva/referrals/domain"
+)
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// lines returns the complete lines written so far.
+func (b *syncBuffer) lines() []string {
+	s := b.String()
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	} else {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// natsServer is an embedded NATS server whose REFERRALS stream exists.
+type natsServer struct {
+	t    *testing.T
+	dir  string
+	port int
+	ns   *server.Server
+	js   jetstream.JetStream
+}
+
+// startNATS starts a server on port (-1: a random one) with its store in dir.
+func startNATS(t *testing.T, dir string, port int) *natsServer {
+	t.Helper()
+	ns, err := broker.StartEmbedded(broker.EmbeddedOptions{StoreDir: dir, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &natsServer{t: t, dir: dir, port: ns.Addr().(*net.TCPAddr).Port, ns: ns}
+	t.Cleanup(s.stop)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if s.js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := broker.EnsureStream(context.Background(), s.js, broker.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (s *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.port) }
+
+func (s *natsServer) stop() {
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+		s.ns = nil
+	}
+}
+
+// publish puts e into the stream as the relay does, with msgID as Nats-Msg-Id ("" for none).
+func (s *natsServer) publish(e domain.Event, msgID string) {
+	s.t.Helper()
+	data, err := broker.Encode(e, "/referrals/test")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	m := &nats.Msg{Subject: e.Subject(), Data: data, Header: nats.Header{"Content-Type": {broker.ContentType}}}
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	if _, err := s.js.PublishMsg(context.Background(), m, opts...); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// consumerInfo returns the state of the durable consumer.
+func (s *natsServer) consumerInfo(name string) *jetstream.ConsumerInfo {
+	s.t.Helper()
+	c, err := s.js.Consumer(context.Background(), broker.StreamName, name)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return info
+}
+
+// settled reports whether the consumer has acknowledged everything it can see.
+func (s *natsServer) settled(name string) bool {
+	info := s.consumerInfo(name)
+	return info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
+}
+
+// notify is one referral-notify started through run.
+type notify struct {
+	stdout, stderr *syncBuffer
+	done           chan error
+	cancel         func()
+	result         error
+	once           sync.Once
+}
+
+func startNotify(t *testing.T, args ...string) *notify {
+	t.Helper()
+	n := &notify{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { n.done <- run(ctx, args, func(string) string { return "" }, n.stdout, n.stderr) }()
+	t.Cleanup(func() {
+		if err := n.stop(t); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return n
+}
+
+// stop cancels run and returns what it returned.
+func (n *notify) stop(t *testing.T) error {
+	n.once.Do(func() {
+		n.cancel()
+		select {
+		case n.result = <-n.done:
+		case <-time.After(20 * time.Second):
+			n.result = errors.New("run did not stop")
+		}
+	})
+	return n.result
+}
+
+// waitLines waits until n printed want lines.
+func (n *notify) waitLines(t *testing.T, want int) []string {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d lines", want), 15*time.Second, func() bool {
+		select {
+		case err := <-n.done:
+			t.Fatalf("run ended early: %v\n%s", err, n.stderr.String())
+		default:
+		}
+		return len(n.stdout.lines()) >= want
+	})
+	return n.stdout.lines()
+}
+
+var (
+	t0        = time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC)
+	ackBy     = time.Date(2026, 11, 24, 21, 59, 59, 0, time.UTC)
+	respondBy = time.Date(2026, 12, 2, 21, 59, 59, 0, time.UTC)
+)
+
+func evID(n int) string  { return fmt.Sprintf("0195f3c2-0000-7000-8000-%012d", n) }
+func refID(n int) string { return fmt.Sprintf("0195f3c2-aaaa-7000-8000-%012d", n) }
+
+// ev builds event n of type typ about referral ref from sender to recipient.
+func ev(n int, typ domain.EventType, ref int, sender, recipient domain.OrgID) domain.Event {
+	return domain.Event{
+		ID: evID(n), Type: typ, ReferralID: refID(ref), Sender: sender, Recipient: recipient,
+		Time: t0.Add(time.Duration(n) * time.Minute), Kind: domain.KindSocialWorkNeed, Urgency: "normal", Status: "sent",
+	}
+}
+
+func TestPrintsIncomingAndOutgoingEventsOfItsOrgOnlyAndEachIDOnce(t *testing.T) {
+	s := startNATS(t, t.TempDir(), -1)
+	incoming := ev(1, domain.EventCreated, 1, "kela", "hva-08")
+	incoming.Urgency, incoming.Deadline, incoming.DeadlineName = "urgent", &ackBy, "acknowledge_by"
+	other := ev(2, domain.EventCreated, 2, "kela", "hva-90")
+	outgoing := ev(3, domain.EventCreated, 3, "hva-08", "kela")
+	outgoing.Kind = domain.KindSocialWorkStatement
+	changed := ev(4, domain.EventStatusChanged, 1, "kela", "hva-08")
+	changed.FromStatus, changed.Status, changed.ActorOrg = "in_progress", "completed", "hva-08"
+	otherMessage := ev(5, domain.EventMessageAdded, 5, "hva-01", "kela")
+	overdue := ev(6, domain.EventOverdue, 3, "hva-08", "kela")
+	overdue.Kind, overdue.Deadline, overdue.DeadlineName = domain.KindSocialWorkStatement, &respondBy, "respond_by"
+	for _, e := range []domain.Event{incoming, other, outgoing, changed, otherMessage, overdue} {
+		s.publish(e, e.ID)
+	}
+
+	n := startNotify(t, "--org", "hva-08", "--nats-url", s.url(), "--log-level", "debug")
+	got := n.waitLines(t, 4)
+	want := []string{
+		"2026-11-23T11:13:44+02:00  created  social_work_need  urgent  new referral from kela  acknowledge_by 2026-11-24  /v1/referrals/" + refID(1),
+		"2026-11-23T11:15:44+02:00  created  social_work_statement  normal  sent to kela  -  /v1/referrals/" + refID(3),
+		"2026-11-23T11:16:44+02:00  status_changed  social_work_need  normal  status in_progress → completed by hva-08  -  /v1/referrals/" + refID(1),
+		"2026-11-23T11:18:44+02:00  overdue  social_work_statement  normal  overdue: respond_by 2026-12-02  respond_by 2026-12-02  /v1/referrals/" + refID(3),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// The same CloudEvent again under another Nats-Msg-Id is in the stream twice (as after a
+	// relay retry beyond the duplicate window): it is acknowledged but not printed again.
+	s.publish(changed, "retry-of-"+changed.ID)
+	sentinel := ev(7, domain.EventReceived, 1, "kela", "hva-08")
+	s.publish(sentinel, sentinel.ID)
+	got = n.waitLines(t, 5)
+	waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-hva-08") })
+	if len(n.stdout.lines()) != 5 || !strings.Contains(got[4], "received by hva-08") {
+		t.Errorf("after a duplicate and a new event:\n%s", strings.Join(n.stdout.lines(), "\n"))
+	}
+	if !strings.Contains(n.stderr.String(), `"msg":"duplicate event skipped","id":"`+changed.ID) {
+		t.Errorf("the duplicate was not seen and skipped:\n%s", n.stderr.String())
+	}
+	for _, l := range n.stdout.lines() {
+		if strings.Contains(l, refID(2)) || strings.Contains(l, refID(5)) {
+			t.Errorf("printed another organisation's event: %s", l)
+		}
+	}
+}
+
+func TestRestartResumesWithoutReprintingAcknowledgedEvents(t *testing.T) {
+	s := startNATS(t, t.TempDir(), -1)
+	args := []string{"--org", "kela", "--nats-url", s.url()}
+	s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
+	s.publish(ev(2, domain.EventReceived, 1, "kela", "hva-90"), evID(2))
+	first := startNotify(t, args...)
+	first.waitLines(t, 2)
+	waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-kela") })
+	if err := first.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	s.publish(ev(3, domain.EventMessageAdded, 1, "kela", "hva-90"), evID(3))
+	second := startNotify(t, args...)
+	got := second.waitLines(t, 1)
+	waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-kela") })
+	got = second.stdout.lines()
+	if len(got) != 1 || !strings.Contains(got[0], "message_added") {
+		t.Errorf("after restart printed:\n%s\nwant only the new message_added event", strings.Join(got, "\n"))
+	}
+}
+
+func TestEventRedeliveredAfterACrashBeforeAckIsNotHandledAgain(t *testing.T) {
+	s := startNATS(t, t.TempDir(), -1)
+	seenFile := filepath.Join(t.TempDir(), "seen")
+	args := []string{"--org", "hva-90", "--nats-url", s.url(), "--seen-file", seenFile, "--ack-wait", "1s", "--log-level", "debug"}
+	s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
+
+	crash := errors.New("simulated crash between handling and ack")
+	beforeAck = func(string) error { return crash }
+	first := startNotify(t, args...)
+	var err error
+	select {
+	case err = <-first.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the first run did not reach the ack")
+	}
+	first.once.Do(func() {}) // already ended
+	beforeAck = nil
+	if !errors.Is(err, crash) {
+		t.Fatalf("run: %v, want the simulated crash", err)
+	}
+	if got := first.stdout.lines(); len(got) != 1 {
+		t.Fatalf("first run printed %q", got)
+	}
+	if info := s.consumerInfo("notify-hva-90"); info.NumAckPending != 1 {
+		t.Fatalf("ack pending %d, want the event unacknowledged", info.NumAckPending)
+	}
+
+	second := startNotify(t, args...)
+	waitFor(t, "the redelivery to be skipped", 15*time.Second, func() bool {
+		return strings.Contains(second.stderr.String(), `"msg":"duplicate event skipped","id":"`+evID(1))
+	})
+	s.publish(ev(2, domain.EventReceived, 1, "kela", "hva-90"), evID(2))
+	got := second.waitLines(t, 1)
+	waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-hva-90") })
+	got = second.stdout.lines()
+	if len(got) != 1 || !strings.Contains(got[0], "received by hva-90") {
+		t.Errorf("after the crash printed:\n%s\nwant only the new event", strings.Join(got, "\n"))
+	}
+}
+
+func TestSurvivesARestartOfNATS(t *testing.T) {
+	dir := t.TempDir()
+	s := startNATS(t, dir, -1)
+	n := startNotify(t, "--org", "hva-90", "--nats-url", s.url())
+	s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
+	n.waitLines(t, 1)
+
+	s.stop()
+	waitFor(t, "the disconnect to be noticed", 10*time.Second, func() bool {
+		return strings.Contains(n.stderr.String(), "nats disconnected")
+	})
+	s = startNATS(t, dir, s.port)
+	s.publish(ev(2, domain.EventReceived, 1, "kela", "hva-90"), evID(2))
+	got := n.waitLines(t, 2)
+	if !strings.Contains(got[1], "received by hva-90") {
+		t.Errorf("after the NATS restart printed %q", got[1])
+	}
+
+	// A restart on a new store (the stream made again, our consumer gone): the consumer is
+	// made again, and the redelivered old event is still printed only once.
+	s.stop()
+	s = startNATS(t, t.TempDir(), s.port)
+	s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
+	s.publish(ev(3, domain.EventMessageAdded, 1, "kela", "hva-90"), evID(3))
+	got = n.waitLines(t, 3)
+	waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-hva-90") })
+	if got = n.stdout.lines(); len(got) != 3 || !strings.Contains(got[2], "message_added") {
+		t.Errorf("after a restart on a new store printed:\n%s", strings.Join(got, "\n"))
+	}
+}
+
+// hookServer is a webhook that answers with status(id) and records every attempt.
+type hookServer struct {
+	mu       sync.Mutex
+	attempts map[string]int
+	types    []string
+	srv      *httptest.Server
+}
+
+func newHookServer(t *testing.T, status func(id string) int) *hookServer {
+	h := &hookServer{attempts: map[string]int{}}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ce, err := broker.Decode(body)
+		if err != nil || r.Method != http.MethodPost {
+			http.Error(w, "not a CloudEvent", http.StatusBadRequest)
+			return
+		}
+		h.mu.Lock()
+		h.attempts[ce.ID]++
+		h.types = append(h.types, r.Header.Get("Content-Type"))
+		h.mu.Unlock()
+		w.WriteHeader(status(ce.ID))
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hookServer) attemptsOf(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.attempts[id]
+}
+
+func TestWebhookReceivesEveryEventAsACloudEvent(t *testing.T) {
+	s := startNATS(t, t.TempDir(), -1)
+	hook := newHookServer(t, func(string) int { return http.StatusAccepted })
+	dead := filepath.Join(t.TempDir(), "dead.jsonl")
+	n := startNotify(t, "--org", "hva-90", "--nats-url", s.url(), "--webhook", hook.srv.URL, "--dead-letter", dead)
+	for i := 1; i <= 3; i++ {
+		s.publish(ev(i, domain.EventCreated, i, "kela", "hva-90"), evID(i))
+	}
+	n.waitLines(t, 3)
+	waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-hva-90") })
+	for i := 1; i <= 3; i++ {
+		if got := hook.attemptsOf(evID(i)); got != 1 {
+			t.Errorf("event %d posted %d times, want 1", i, got)
+		}
+	}
+	for _, ct := range hook.types {
+		if ct != "application/cloudevents+json" {
+			t.Errorf("Content-Type %q", ct)
+		}
+	}
+	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dead-letter file written although every post succeeded: %v", err)
+	}
+}
+
+func TestFailingWebhookEndsInTheDeadLetterFileAfterMaxAttempts(t *testing.T) {
+	s := startNATS(t, t.TempDir(), -1)
+	refused := evID(2)
+	hook := newHookServer(t, func(id string) int {
+		if id == refused {
+			return http.StatusUnprocessableEntity // final at once
+		}
+		return http.StatusServiceUnavailable // retried
+	})
+	dead := filepath.Join(t.TempDir(), "dead.jsonl")
+	n := startNotify(t, "--org", "hva-90", "--nats-url", s.url(), "--webhook", hook.srv.URL, "--dead-letter", dead,
+		"--webhook-max-attempts", "3", "--webhook-backoff", "1ms", "--webhook-max-backoff", "4ms")
+	s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
+	s.publish(ev(2, domain.EventCreated, 2, "kela", "hva-90"), evID(2))
+	n.waitLines(t, 2)
+	waitFor(t, "consumer settled", 15*time.Second, func() bool { return s.settled("notify-hva-90") })
+
+	if got := hook.attemptsOf(evID(1)); got != 3 {
+		t.Errorf("503s: %d attempts, want 3", got)
+	}
+	if got := hook.attemptsOf(refused); got != 1 {
+		t.Errorf("422: %d attempts, want 1", got)
+	}
+	f, err := os.Open(dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var letters []deadLetter
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var d deadLetter
+		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+			t.Fatalf("dead-letter line %q: %v", sc.Text(), err)
+		}
+		letters = append(letters, d)
+	}
+	if len(letters) != 2 {
+		t.Fatalf("%d dead letters, want 2", len(letters))
+	}
+	for i, want := range []struct {
+		id       string
+		attempts int
+		err      string
+	}{{evID(1), 3, "503"}, {refused, 1, "422"}} {
+		d := letters[i]
+		ce, err := broker.Decode(d.Event)
+		if err != nil || ce.ID != want.id || d.Attempts != want.attempts || !strings.Contains(d.Error, want.err) ||
+			d.NATSSubject != "referrals.v1.kela.hva-90.created" || d.StreamSeq == 0 {
+			t.Errorf("dead letter %d: %+v (event %s, %v), want id %s after %d attempts with %s", i, d, ce.ID, err, want.id, want.attempts, want.err)
+		}
+	}
+}
+
+func TestSelfAddressedEventMatchingBothFiltersIsDeliveredOnce(t *testing.T) {
+	// referrals.v1.*.<org>.> and referrals.v1.<org>.> overlap at <org>.<org>; the stream
+	// delivers such a message once, not once per filter.
+	s := startNATS(t, t.TempDir(), -1)
+	s.publish(ev(1, domain.EventCreated, 1, "hva-08", "hva-08"), evID(1))
+	s.publish(ev(2, domain.EventCreated, 2, "kela", "hva-08"), evID(2))
+	n := startNotify(t, "--org", "hva-08", "--nats-url", s.url())
+	n.waitLines(t, 2)
+	waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-hva-08") })
+	if info := s.consumerInfo("notify-hva-08"); info.Delivered.Stream != 2 || info.Delivered.Consumer != 2 {
+		t.Errorf("delivered stream seq %d, %d deliveries; want 2 and 2", info.Delivered.Stream, info.Delivered.Consumer)
+	}
+	if got := n.stdout.lines(); len(got) != 2 {
+		t.Errorf("printed %q", got)
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	cases := map[string][]string{
+		"no org":                    {},
+		"unknown org":               {"--org", "hva-99"},
+		"webhook without dead file": {"--org", "kela", "--webhook", "http://127.0.0.1:1/hook"},
+		"webhook not http":          {"--org", "kela", "--webhook", "ftp://x/y", "--dead-letter", "d"},
+		"zero attempts":             {"--org", "kela", "--webhook", "http://x/y", "--dead-letter", "d", "--webhook-max-attempts", "0"},
+		"deliver policy":            {"--org", "kela", "--deliver", "yesterday"},
+		"short ack wait":            {"--org", "kela", "--ack-wait", "10ms"},
+		"stray argument":            {"--org", "kela", "now"},
+	}
+	for name, args := range cases {
+		t.Run(name, func(t *testing.T) {
+			if err := run(context.Background(), args, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
+				t.Fatal("run started, want a refusal")
+			}
+		})
+	}
+	t.Run("environment", func(t *testing.T) {
+		env := map[string]string{"NOTIFY_ORG": "hva-08", "NATS_URL": "nats://example:4222"}
+		c, err := parseConfig(nil, func(k string) string { return env[k] }, domain.DefaultRegistry(), io.Discard)
+		if err != nil || c.org != "hva-08" || c.natsURL != "nats://example:4222" || c.durable != "notify-hva-08" {
+			t.Errorf("config %+v, err %v", c, err)
+		}
+	})
+}
+
+func TestSeenSetForgetsTheOldestAndSurvivesReopening(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seen")
+	s, err := openSeen(path, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 4; i++ {
+		if err := s.Add("id-" + strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Has("id-1") || !s.Has("id-2") || !s.Has("id-4") || s.Len() != 3 {
+		t.Errorf("after 4 adds to a set of 3: has id-1 %v, id-2 %v, id-4 %v, len %d", s.Has("id-1"), s.Has("id-2"), s.Has("id-4"), s.Len())
+	}
+	s.Close()
+
+	s, err = openSeen(path, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Has("id-1") || !s.Has("id-2") || !s.Has("id-3") || !s.Has("id-4") {
+		t.Errorf("reopened set lost or kept the wrong ids")
+	}
+	for i := 5; i <= 20; i++ {
+		if err := s.Add("id-" + strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(b), "\n"); lines >= 2*3 {
+		t.Errorf("file has %d lines, want it compacted below %d", lines, 2*3)
+	}
+	s, err = openSeen(path, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.Has("id-18") || !s.Has("id-19") || !s.Has("id-20") || s.Has("id-17") {
+		t.Errorf("after compaction the set does not hold the last three ids")
+	}
+
+	mem, _ := openSeen("", 2)
+	mem.Add("a")
+	mem.Add("a")
+	mem.Add("b")
+	if !mem.Has("a") || !mem.Has("b") {
+		t.Errorf("a repeated add evicted an id")
+	}
+}

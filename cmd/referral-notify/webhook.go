@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kela-hva/referrals/broker"
+)
+
+// webhook POSTs events to a URL as structured CloudEvents (application/cloudevents+json, the
+// event exactly as it is in the stream). An attempt succeeds on any 2xx. Network errors,
+// timeouts, 408, 429 and 5xx are retried after a jittered exponential wait (backoff doubling
+// up to maxBackoff, or the server's Retry-After within that bound) until maxAttempts; any
+// other status is final at once. An event that could not be delivered is appended to the
+// dead-letter file, and only then acknowledged.
+type webhook struct {
+	url         string
+	client      *http.Client
+	maxAttempts int
+	backoff     time.Duration
+	maxBackoff  time.Duration
+	deadLetter  string
+	log         *slog.Logger
+}
+
+// deadLetter is one line of the dead-letter file.
+type deadLetter struct {
+	At          time.Time       `json:"dead_lettered_at"`
+	Attempts    int             `json:"attempts"`
+	Error       string          `json:"error"`
+	NATSSubject string          `json:"nats_subject"`
+	StreamSeq   uint64          `json:"stream_seq,omitempty"`
+	Event       json.RawMessage `json:"event"`
+}
+
+// deliver posts msg's event until it succeeds or the attempts are used up, then dead-letters
+// it. While it waits between attempts it tells JetStream the message is in progress, so the
+// ack wait does not run out. It reports whether the event was dead-lettered, and returns an
+// error only if ctx ends (the event stays unacknowledged) or the dead-letter file cannot be
+// written.
+func (w *webhook) deliver(ctx context.Context, msg jetstream.Msg, ce broker.CloudEvent, seq uint64) (bool, error) {
+	wait := w.backoff
+	var last error
+	attempt := 0
+	for attempt < w.maxAttempts {
+		attempt++
+		retryAfter, err := w.post(ctx, msg.Data())
+		if err == nil {
+			return false, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		last = err
+		var perm *permanentError
+		if errors.As(err, &perm) || attempt == w.maxAttempts {
+			break
+		}
+		d := jitter(wait)
+		if retryAfter > 0 {
+			d = min(retryAfter, w.maxBackoff)
+		}
+		w.log.Warn("webhook failed; retrying", "id", ce.ID, "attempt", attempt, "err", err, "retry_in", d.Round(time.Millisecond).String())
+		_ = msg.InProgress()
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, w.maxBackoff)
+	}
+	w.log.Error("webhook gave up; event dead-lettered", "id", ce.ID, "attempts", attempt, "err", last, "file", w.deadLetter)
+	return true, w.appendDeadLetter(deadLetter{
+		At: time.Now().UTC(), Attempts: attempt, Error: last.Error(), NATSSubject: msg.Subject(),
+		StreamSeq: seq, Event: json.RawMessage(msg.Data()),
+	})
+}
+
+// permanentError is a failure that retrying will not change.
+type permanentError struct{ msg string }
+
+func (e *permanentError) Error() string { return e.msg }
+
+// post makes one attempt. It returns the server's Retry-After, if any, with the error.
+func (w *webhook) post(ctx context.Context, body []byte) (time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, &permanentError{"webhook: " + err.Error()}
+	}
+	req.Header.Set("Content-Type", broker.ContentType)
+	req.Header.Set("User-Agent", "referral-notify")
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("webhook: %w", redactURL(err))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	switch s := resp.StatusCode; {
+	case s >= 200 && s < 300:
+		return 0, nil
+	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500:
+		var after time.Duration
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+			after = time.Duration(secs) * time.Second
+		}
+		return after, fmt.Errorf("webhook answered %d", s)
+	default:
+		return 0, &permanentError{fmt.Sprintf("webhook answered %d (not retried)", s)}
+	}
+}
+
+// redactURL drops the URL from a client error: it may carry a secret in its query.
+func redactURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+// appendDeadLetter appends d as one JSON line and syncs the file before the event is acked.
+func (w *webhook) appendDeadLetter(d deadLetter) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("dead letter: %w", err)
+	}
+	f, err := os.OpenFile(w.deadLetter, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("dead letter: %w", err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("dead letter %s: %w", w.deadLetter, err)
+	}
+	return nil
+}
+
+// jitter returns a wait between d/2 and d, so consumers that failed together spread out.
+func jitter(d time.Duration) time.Duration {
+	half := d / 2
+	return half + rand.N(d-half+1)
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kela-hva/referrals/api"
+	"github.com/kela-hva/referrals/domain"
+)
+
+// The day in the life against the service's stack with a fast dev clock: two business days
+// pass in about four seconds, and the referrals must have been created and moved along.
+func TestDayInTheLifeMovesReferralsThroughTheirLifecycle(t *testing.T) {
+	const speed = 40_000
+	monday := time.Date(2026, 11, 23, 7, 30, 0, 0, newWorkday().loc)
+	s := startStack(t, stackOptions{clock: fastClock{start: monday, realStart: time.Now(), speed: speed}})
+
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	args := []string{"--url", s.url, "--data-dir", s.dataDir, "--days", "2", "--speed", "40000", "--seed", "7",
+		"--per-day", "30", "--county-per-day", "8"}
+	if err := run(ctx, args, noEnv, &out, io.Discard); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+
+	refs := s.referrals(t)
+	if len(refs) < 50 {
+		t.Fatalf("%d referrals in the store, want about 76 (2 days of 30 + 8)", len(refs))
+	}
+	states := map[domain.Status]int{}
+	kinds := map[domain.Kind]int{}
+	recipients := map[domain.OrgID]bool{}
+	moved, fromCounties := 0, 0
+	for _, r := range refs {
+		states[r.Status]++
+		kinds[r.Kind]++
+		recipients[r.Recipient] = true
+		if r.Timeline >= 2 { // created and changed
+			moved++
+		}
+		if r.Direction == domain.CountyToKela {
+			fromCounties++
+		}
+		if err := domain.CheckPersonalID(r.Client.PersonalID); err != nil || atoi3(r.Client.PersonalID[7:10]) < 900 {
+			t.Errorf("%s: client code %q is not a make-believe temporary code (%v)", r.ID, r.Client.PersonalID, err)
+		}
+	}
+	t.Logf("states %v; kinds %v", states, kinds)
+	if states[domain.StatusReceived]+states[domain.StatusInProgress] == 0 || states[domain.StatusCompleted] == 0 {
+		t.Errorf("states %v: want referrals received or in progress and some completed", states)
+	}
+	if moved < len(refs)/3 {
+		t.Errorf("only %d of %d referrals moved", moved, len(refs))
+	}
+	if kinds[domain.KindSocialWorkNeed] < kinds[domain.KindJointMeetingRequest] || kinds[domain.KindSupplementarySupportHandoff] == 0 {
+		t.Errorf("kinds %v: want mostly social_work_need and supplementary_support_handoff", kinds)
+	}
+	if fromCounties == 0 {
+		t.Error("no county sent Kela anything")
+	}
+	if len(recipients) < 6 {
+		t.Errorf("referrals went to only %d organisations", len(recipients))
+	}
+	for _, want := range []string{"What happened", "social_work_need", "Bounces:", "Requests by endpoint and status (0 not 2xx)", "Response-time report"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestDayPlanIsDeterminedByTheSeed(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := api.LoadOrCreateDevKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	plan := func(seed uint64) string {
+		t.Helper()
+		cfg, err := parseDayFlags([]string{"--data-dir", dir, "--seed", "0", "--days", "3"}, noEnv, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.seed = seed
+		ts, err := newTokenSource(dir, nil, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := newSimulation(cfg, ts, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+		for _, p := range s.drawPlan(now) {
+			js, _ := json.Marshal(p.req)
+			b.WriteString(p.offset.String() + " " + p.from.ID + " " + string(js) + "\n")
+		}
+		return b.String()
+	}
+	a, b, c := plan(7), plan(7), plan(8)
+	if a != b {
+		t.Error("the same seed drew different plans")
+	}
+	if a == c {
+		t.Error("different seeds drew the same plan")
+	}
+	if n := strings.Count(a, "\n"); n != 4*50 { // days+1 days of 40 + 10
+		t.Errorf("%d planned referrals, want 200", n)
+	}
+}
+
+func TestDayRefusesBadFlagsAndMissingKeys(t *testing.T) {
+	for _, args := range [][]string{
+		{"--days", "0"}, {"--speed", "-1"}, {"--url", "ftp://x"}, {"--late-share", "2"},
+		{"--per-day", "0", "--county-per-day", "0"}, {"stray"},
+	} {
+		if err := run(context.Background(), append([]string{"day"}, args...), noEnv, io.Discard, io.Discard); err == nil {
+			t.Errorf("%v: accepted", args)
+		}
+	}
+	err := run(context.Background(), []string{"--data-dir", t.TempDir()}, noEnv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "dev key") {
+		t.Errorf("no dev key: %v", err)
+	}
+}

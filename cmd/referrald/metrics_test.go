@@ -1,0 +1,75 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/domain/calendar"
+)
+
+// TestMetricsAndReportAreWired runs referrald, moves a referral and reads /metrics (no
+// token) and the response-time report: the store's milestones reach the histograms, the
+// relay's publishes reach its counters, and the report counts the referral.
+func TestMetricsAndReportAreWired(t *testing.T) {
+	s := startService(t, t.TempDir())
+	kela, hki := s.token("kela", domain.RoleKelaHandler), s.token("hva-90", domain.RoleSocialWorker)
+	status, ref := s.do("POST", "/v1/referrals", kela, needJSON)
+	if status != http.StatusCreated {
+		t.Fatalf("create: %d %v", status, ref)
+	}
+	id := ref["id"].(string)
+	for _, action := range []string{"receive", "start"} {
+		if st, body := s.do("POST", "/v1/referrals/"+id+"/"+action, hki, ""); st != http.StatusOK {
+			t.Fatalf("%s: %d %v", action, st, body)
+		}
+	}
+	scrape := func() string {
+		resp, err := http.Get(s.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/metrics: %d", resp.StatusCode)
+		}
+		return string(b)
+	}
+	var text string
+	waitFor(t, "the relay to publish the three events", 20*time.Second, func() bool {
+		text = scrape()
+		return strings.Contains(text, "referrals_relay_published_events_total 3") && strings.Contains(text, "referrals_outbox_backlog_events 0")
+	})
+	for _, want := range []string{
+		`referrals_time_to_acknowledge_business_seconds_count{kind="social_work_need",organisation="hva-90",urgency="normal"} 1`,
+		`referrals_time_to_first_response_business_seconds_count{kind="social_work_need",organisation="hva-90",urgency="normal"} 1`,
+		"referrals_relay_lag_seconds 0",
+		"referrals_relay_healthy 1",
+		"referrals_report_aggregate_repairs_total 0",
+		`referrals_http_requests_total{method="POST",route="/v1/referrals/:id/receive",status="200"} 1`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(text, id) || strings.Contains(text, "131052-308T") {
+		t.Error("/metrics holds a referral id or an identity code")
+	}
+	// The dev clock runs from now; a referral's month is its Helsinki month.
+	y, m, _ := time.Now().In(calendar.New(calendar.Options{}).Location()).Date()
+	from := time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
+	to := from.AddDate(0, 1, -1)
+	path := "/v1/reports/response-times?from=" + from.Format(time.DateOnly) + "&to=" + to.Format(time.DateOnly)
+	st, rep := s.do("GET", path, s.token("kela", domain.RoleSupervisor), "")
+	if st != http.StatusOK {
+		t.Fatalf("report: %d %v", st, rep)
+	}
+	counts, _ := rep["total"].(map[string]any)["counts"].(map[string]any)
+	if counts["created"] != float64(1) || counts["acknowledged"] != float64(1) || counts["responded"] != float64(1) {
+		t.Errorf("report counts %v", counts)
+	}
+}

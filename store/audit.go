@@ -1,0 +1,448 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kela-hva/referrals/domain"
+)
+
+// The access log (Act 703/2023 §10), append-only and hash-chained:
+//
+//	audit         seq                          → body | SHA-256(body)
+//	audit_index   "r" id16 seq                 → (empty)  a referral's entries
+//	              "u" user 0x00 at seq         → (empty)  a user's entries by time
+//	              "o" org 0x00 at seq          → (empty)  entries an organisation's auditors see, by time
+//	              "c" clientKey 0x00 seq       → (empty)  client searches and extracts
+//	privacy_meta  "audit_head"                 → seq | SHA-256 of the last entry
+//
+// body is the JSON of a domain.AuditEntry whose Seq is its key and whose Prev is the hex
+// SHA-256 of the previous entry's body ("" for seq 1); at is the entry's time as big-endian
+// Unix nanoseconds. The digest stored after each body pins that entry, the Prev of the next
+// pins it again and the head pins the last, so VerifyAudit names the first entry that was
+// edited, removed or reordered. Someone who can write the file can also recompute the whole
+// chain: compare the head with one recorded elsewhere (referrald logs it daily; VerifyAudit
+// takes it as an anchor) to catch that.
+
+var (
+	bucketAudit       = []byte("audit")
+	bucketAuditIndex  = []byte("audit_index")
+	bucketPrivacyMeta = []byte("privacy_meta")
+
+	metaAuditHead = []byte("audit_head")
+)
+
+// openPrivacyBuckets creates the buckets of the access log and of retention.
+func openPrivacyBuckets(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketAudit, bucketAuditIndex, bucketPrivacyMeta, bucketClosed} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return markClosedIndexIfEmpty(tx) // retention.go
+}
+
+// stampAccess gives the access-log entries of ch the purpose and request id of ctx where
+// they have none: domain commands record who did what; the request says why.
+func stampAccess(ctx context.Context, ch *domain.Change) {
+	if ch == nil || len(ch.Audit) == 0 {
+		return
+	}
+	acc := domain.AccessFrom(ctx)
+	for i := range ch.Audit {
+		if ch.Audit[i].Purpose == "" {
+			ch.Audit[i].Purpose = acc.Purpose
+		}
+		if ch.Audit[i].RequestID == "" {
+			ch.Audit[i].RequestID = acc.RequestID
+		}
+	}
+}
+
+// AuditHead is the last entry of the access log: its sequence number and the hex SHA-256 of
+// its body. Recorded outside the store, it lets VerifyAudit catch a rewritten chain.
+type AuditHead struct {
+	Seq  uint64 `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+func readHead(meta *bolt.Bucket) (uint64, []byte) {
+	v := meta.Get(metaAuditHead)
+	if len(v) != 8+sha256.Size {
+		return 0, nil
+	}
+	return binary.BigEndian.Uint64(v[:8]), bytes.Clone(v[8:])
+}
+
+// appendAudit appends entries to the log in tx, continuing the chain from the head.
+func appendAudit(tx *bolt.Tx, entries []domain.AuditEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	meta, log, idx := tx.Bucket(bucketPrivacyMeta), tx.Bucket(bucketAudit), tx.Bucket(bucketAuditIndex)
+	seq, prev := readHead(meta)
+	for i := range entries {
+		e := entries[i] // a copy: a rerun batch starts from the caller's entries again
+		seq++
+		e.Seq, e.Prev = seq, ""
+		if prev != nil {
+			e.Prev = hex.EncodeToString(prev)
+		}
+		body, err := json.Marshal(&e)
+		if err != nil {
+			return fmt.Errorf("store: append audit entry %d: %w", seq, err)
+		}
+		sum := sha256.Sum256(body)
+		if err := log.Put(seqKey(seq), append(body, sum[:]...)); err != nil {
+			return fmt.Errorf("store: append audit entry %d: %w", seq, err)
+		}
+		for _, k := range auditIndexKeys(&e) {
+			if err := idx.Put(k, []byte{}); err != nil {
+				return fmt.Errorf("store: index audit entry %d: %w", seq, err)
+			}
+		}
+		prev = sum[:]
+	}
+	head := binary.BigEndian.AppendUint64(make([]byte, 0, 8+sha256.Size), seq)
+	if err := meta.Put(metaAuditHead, append(head, prev...)); err != nil {
+		return fmt.Errorf("store: audit head: %w", err)
+	}
+	return nil
+}
+
+// atKey is t as big-endian Unix nanoseconds (0 before 1970), so keys sort by time.
+func atKey(t time.Time) []byte {
+	n := t.UnixNano()
+	if n < 0 || t.IsZero() {
+		n = 0
+	}
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(n))
+}
+
+func auditRefPrefix(id [16]byte) []byte { return append([]byte{'r'}, id[:]...) }
+
+func auditTextPrefix(tag byte, s string) []byte {
+	k := make([]byte, 0, 2+len(s)+16)
+	k = append(k, tag)
+	k = append(k, s...)
+	return append(k, 0)
+}
+
+// auditIndexKeys returns the index keys of an entry with its Seq set. Parts that cannot be
+// keys (a NUL byte, a referral id that is not a UUID) are left out of the index; the entry
+// is still in the chain.
+func auditIndexKeys(e *domain.AuditEntry) [][]byte {
+	seq := seqKey(e.Seq)
+	at := atKey(e.At)
+	var keys [][]byte
+	if id, ok := parseID(e.ReferralID); ok {
+		keys = append(keys, append(auditRefPrefix(id), seq...))
+	}
+	if e.UserID != "" && !hasNUL(e.UserID) {
+		keys = append(keys, append(append(auditTextPrefix('u', e.UserID), at...), seq...))
+	}
+	var orgs []domain.OrgID
+	for _, o := range []domain.OrgID{e.Org, e.Sender, e.Recipient} {
+		if o != "" && !hasNUL(string(o)) && !slices.Contains(orgs, o) {
+			orgs = append(orgs, o)
+			keys = append(keys, append(append(auditTextPrefix('o', string(o)), at...), seq...))
+		}
+	}
+	if e.ClientKey != "" && !hasNUL(e.ClientKey) {
+		keys = append(keys, append(auditTextPrefix('c', e.ClientKey), seq...))
+	}
+	return keys
+}
+
+// AppendAudit appends entries to the access log in their own transaction, through group
+// commit, and returns when they are durable. Entries without a Purpose or RequestID get
+// those of ctx (domain.WithAccess).
+func (db *DB) AppendAudit(ctx context.Context, entries []domain.AuditEntry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	ch := &domain.Change{Audit: slices.Clone(entries)}
+	stampAccess(ctx, ch)
+	if err := db.bolt.Batch(func(tx *bolt.Tx) error { return appendAudit(tx, ch.Audit) }); err != nil {
+		return fmt.Errorf("store: append audit: %w", err)
+	}
+	return nil
+}
+
+// AuditHead returns the last entry's sequence number and hash (zero for an empty log).
+func (db *DB) AuditHead() (AuditHead, error) {
+	var h AuditHead
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		seq, sum := readHead(tx.Bucket(bucketPrivacyMeta))
+		h = AuditHead{Seq: seq, Hash: hex.EncodeToString(sum)}
+		return nil
+	})
+	return h, err
+}
+
+// getAuditEntry decodes the entry with seq.
+func getAuditEntry(tx *bolt.Tx, seq uint64) (domain.AuditEntry, error) {
+	var e domain.AuditEntry
+	v := tx.Bucket(bucketAudit).Get(seqKey(seq))
+	if len(v) <= sha256.Size {
+		return e, fmt.Errorf("store: audit entry %d is missing", seq)
+	}
+	if err := json.Unmarshal(v[:len(v)-sha256.Size], &e); err != nil {
+		return e, fmt.Errorf("store: audit entry %d: %w", seq, err)
+	}
+	return e, nil
+}
+
+// Page sizes of Audit.
+const (
+	DefaultAuditLimit = 50
+	MaxAuditLimit     = 200
+)
+
+// Audit returns one page of the access log as an auditor of f.Org sees it, oldest first:
+// a referral's entries (f.ReferralID), a user's (f.UserID), or all the organisation's,
+// within [f.From, f.To). Each reads only its own index range; a referral's entries are
+// filtered by time in memory (there are few), a user's by the auditor's organisation.
+// Returns EMalformed for a missing organisation, a referral id that is not a UUID or a bad
+// cursor.
+func (db *DB) Audit(ctx context.Context, f domain.AuditFilter) (domain.AuditPage, error) {
+	if err := ctx.Err(); err != nil {
+		return domain.AuditPage{}, err
+	}
+	if f.Org == "" || hasNUL(string(f.Org)) || hasNUL(f.UserID) {
+		return domain.AuditPage{}, domain.Errorf(domain.EMalformed, "invalid audit filter")
+	}
+	limit := f.Limit
+	switch {
+	case limit <= 0:
+		limit = DefaultAuditLimit
+	case limit > MaxAuditLimit:
+		limit = MaxAuditLimit
+	}
+	var prefix, start []byte
+	timed := true // index keys end in at|seq; else in seq alone
+	switch {
+	case f.ReferralID != "":
+		id, ok := parseID(f.ReferralID)
+		if !ok {
+			return domain.AuditPage{}, domain.Errorf(domain.EMalformed, "referral must be a UUID")
+		}
+		prefix, timed = auditRefPrefix(id), false
+	case f.UserID != "":
+		prefix = auditTextPrefix('u', f.UserID)
+	default:
+		prefix = auditTextPrefix('o', string(f.Org))
+	}
+	suffixLen := 8
+	if timed {
+		suffixLen = 16
+		start = atKey(f.From)
+	}
+	var after []byte
+	if f.After != "" {
+		b, err := base64.RawURLEncoding.DecodeString(f.After)
+		if err != nil || len(b) != suffixLen {
+			return domain.AuditPage{}, domain.Errorf(domain.EMalformed, "invalid cursor")
+		}
+		after = b
+	}
+	page := domain.AuditPage{Items: []domain.AuditEntry{}}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAuditIndex).Cursor()
+		seek := append(bytes.Clone(prefix), start...)
+		if after != nil && bytes.Compare(append(bytes.Clone(prefix), after...), seek) >= 0 {
+			seek = append(bytes.Clone(prefix), after...)
+		}
+		var last []byte
+		for k, _ := c.Seek(seek); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			suffix := k[len(prefix):]
+			if len(suffix) != suffixLen || (after != nil && bytes.Compare(suffix, after) <= 0) {
+				continue
+			}
+			if timed && !f.To.IsZero() && bytes.Compare(suffix[:8], atKey(f.To)) >= 0 {
+				break
+			}
+			e, err := getAuditEntry(tx, binary.BigEndian.Uint64(suffix[suffixLen-8:]))
+			if err != nil {
+				return err
+			}
+			if !e.VisibleTo(f.Org) || (!timed && !inRange(e.At, f.From, f.To)) {
+				continue
+			}
+			if len(page.Items) == limit {
+				page.Next = base64.RawURLEncoding.EncodeToString(last)
+				return nil
+			}
+			page.Items = append(page.Items, e)
+			last = bytes.Clone(suffix)
+		}
+		return nil
+	})
+	if err != nil {
+		return domain.AuditPage{}, err
+	}
+	return page, nil
+}
+
+func inRange(t, from, to time.Time) bool {
+	return (from.IsZero() || !t.Before(from)) && (to.IsZero() || t.Before(to))
+}
+
+// AuditOf returns the entries of the referrals f.ReferralIDs and those holding f.ClientKey
+// that an auditor of f.Org may see, in log order, each once. It reads the referral and
+// client-key index ranges only.
+func (db *DB) AuditOf(ctx context.Context, f domain.ExtractFilter) ([]domain.AuditEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := []domain.AuditEntry{}
+	if f.Org == "" {
+		return out, nil
+	}
+	var prefixes [][]byte
+	for _, id := range f.ReferralIDs {
+		if uid, ok := parseID(id); ok {
+			prefixes = append(prefixes, auditRefPrefix(uid))
+		}
+	}
+	if f.ClientKey != "" && !hasNUL(f.ClientKey) {
+		prefixes = append(prefixes, auditTextPrefix('c', f.ClientKey))
+	}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		seen := map[uint64]bool{}
+		var seqs []uint64
+		c := tx.Bucket(bucketAuditIndex).Cursor()
+		for _, p := range prefixes {
+			for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+				if len(k) != len(p)+8 {
+					continue
+				}
+				if seq := binary.BigEndian.Uint64(k[len(p):]); !seen[seq] {
+					seen[seq] = true
+					seqs = append(seqs, seq)
+				}
+			}
+		}
+		slices.Sort(seqs)
+		for _, seq := range seqs {
+			e, err := getAuditEntry(tx, seq)
+			if err != nil {
+				return err
+			}
+			if e.VisibleTo(f.Org) {
+				out = append(out, e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ChainError says where the access log's chain is broken: Seq is the first entry that is
+// missing, altered or out of place.
+type ChainError struct {
+	Seq    uint64
+	Reason string
+}
+
+func (e *ChainError) Error() string {
+	return fmt.Sprintf("access log broken at seq %d: %s", e.Seq, e.Reason)
+}
+
+// VerifyAudit walks the whole access log and checks every entry's digest, its sequence
+// number, its link to the previous entry, its index entries, and the head. With anchor (a
+// head recorded earlier, outside the store) it also checks that entry anchor.Seq still has
+// that hash, which catches a chain rewritten from there on. It returns the head, or a
+// *ChainError naming the first broken entry. It reads every entry: an operations tool.
+func (db *DB) VerifyAudit(ctx context.Context, anchor *AuditHead) (AuditHead, error) {
+	var head AuditHead
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bucketAuditIndex)
+		var prev []byte
+		next := uint64(1)
+		anchored := anchor == nil || anchor.Seq == 0
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if next%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if len(k) != 8 {
+				return &ChainError{Seq: next, Reason: fmt.Sprintf("malformed key %x", k)}
+			}
+			seq := binary.BigEndian.Uint64(k)
+			if seq != next {
+				return &ChainError{Seq: next, Reason: fmt.Sprintf("entry missing: the log goes on at seq %d (deleted?)", seq)}
+			}
+			if len(v) <= sha256.Size {
+				return &ChainError{Seq: seq, Reason: "entry truncated"}
+			}
+			body, sum := v[:len(v)-sha256.Size], v[len(v)-sha256.Size:]
+			if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
+				return &ChainError{Seq: seq, Reason: "entry altered: its content does not match its digest"}
+			}
+			var e domain.AuditEntry
+			if err := json.Unmarshal(body, &e); err != nil {
+				return &ChainError{Seq: seq, Reason: "entry unreadable"}
+			}
+			if e.Seq != seq {
+				return &ChainError{Seq: seq, Reason: fmt.Sprintf("entry claims seq %d", e.Seq)}
+			}
+			if want := hex.EncodeToString(prev); e.Prev != want {
+				return &ChainError{Seq: seq, Reason: fmt.Sprintf("link to seq %d broken: that entry or this one was rewritten", seq-1)}
+			}
+			for _, ik := range auditIndexKeys(&e) {
+				if idx.Get(ik) == nil {
+					return &ChainError{Seq: seq, Reason: "index entry missing: queries and extracts would not find this entry"}
+				}
+			}
+			if anchor != nil && anchor.Seq == seq {
+				if hex.EncodeToString(sum) != anchor.Hash {
+					return &ChainError{Seq: seq, Reason: "differs from the anchored head: the chain was rewritten"}
+				}
+				anchored = true
+			}
+			prev = bytes.Clone(sum)
+			next++
+		}
+		last := next - 1
+		hseq, hsum := readHead(tx.Bucket(bucketPrivacyMeta))
+		switch {
+		case hseq > last:
+			return &ChainError{Seq: last + 1, Reason: fmt.Sprintf("entries %d–%d missing from the end (the head says %d)", last+1, hseq, hseq)}
+		case hseq < last:
+			return &ChainError{Seq: hseq + 1, Reason: fmt.Sprintf("entries after the recorded head %d", hseq)}
+		case last > 0 && !bytes.Equal(hsum, prev):
+			return &ChainError{Seq: last, Reason: "the last entry does not match the recorded head"}
+		case !anchored:
+			return &ChainError{Seq: last + 1, Reason: fmt.Sprintf("the anchored entry %d is missing", anchor.Seq)}
+		}
+		head = AuditHead{Seq: last, Hash: hex.EncodeToString(prev)}
+		return nil
+	})
+	if err != nil {
+		if _, ok := errors.AsType[*ChainError](err); ok {
+			return head, err
+		}
+		return head, fmt.Errorf("store: verify audit: %w", err)
+	}
+	return head, nil
+}

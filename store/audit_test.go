@@ -1,0 +1,334 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kela-hva/referrals/domain"
+)
+
+var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
+// entry is a read of referral ref by user of org at t0+minutes.
+func entry(user string, org domain.OrgID, ref string, minutes int) domain.AuditEntry {
+	return domain.AuditEntry{At: t0.Add(time.Duration(minutes) * time.Minute), Action: domain.AuditRead,
+		UserID: user, Org: org, Purpose: domain.PurposeBenefitProcessing, ReferralID: ref,
+		Sender: domain.Kela, Recipient: "hva-90", Kind: domain.KindSocialWorkNeed}
+}
+
+// mustAppend appends n entries by alternating users about one referral.
+func mustAppend(t *testing.T, db *DB, n int) string {
+	t.Helper()
+	ref := uuid.Must(uuid.NewV7()).String()
+	var es []domain.AuditEntry
+	for i := range n {
+		es = append(es, entry(fmt.Sprintf("user-%d", i%2), domain.Kela, ref, i))
+	}
+	if err := db.AppendAudit(context.Background(), es); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func wantChainError(t *testing.T, err error, seq uint64) {
+	t.Helper()
+	ce, ok := errors.AsType[*ChainError](err)
+	if !ok {
+		t.Fatalf("err = %v, want a *ChainError at seq %d", err, seq)
+	}
+	if ce.Seq != seq {
+		t.Fatalf("broken at seq %d (%s), want %d", ce.Seq, ce.Reason, seq)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("seq %d", seq)) {
+		t.Errorf("message %q does not name seq %d", err, seq)
+	}
+}
+
+// tamper changes the raw file under the store's back, as someone with the file would.
+func tamper(t *testing.T, db *DB, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	if err := db.bolt.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAuditChainVerifies(t *testing.T) {
+	db := MustOpen(t)
+	if head, err := db.VerifyAudit(context.Background(), nil); err != nil || head.Seq != 0 {
+		t.Fatalf("empty log: %+v, %v", head, err)
+	}
+	mustAppend(t, db, 3)
+	mustAppend(t, db, 2)
+	head, err := db.VerifyAudit(context.Background(), nil)
+	if err != nil || head.Seq != 5 {
+		t.Fatalf("verify = %+v, %v; want head 5", head, err)
+	}
+	if h, _ := db.AuditHead(); h != head {
+		t.Errorf("AuditHead %+v, VerifyAudit %+v", h, head)
+	}
+	// Each entry names its predecessor's hash; the first names none.
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		var prev string
+		for seq := uint64(1); seq <= 5; seq++ {
+			v := tx.Bucket(bucketAudit).Get(seqKey(seq))
+			e, err := getAuditEntry(tx, seq)
+			if err != nil {
+				return err
+			}
+			if e.Seq != seq || e.Prev != prev {
+				t.Errorf("entry %d: seq %d prev %q, want prev %q", seq, e.Seq, e.Prev, prev)
+			}
+			sum := sha256.Sum256(v[:len(v)-sha256.Size])
+			prev = hex.EncodeToString(sum[:])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAuditTamperIsFound changes a stored log in each way someone with the file could and
+// checks that verification fails at the right entry.
+func TestAuditTamperIsFound(t *testing.T) {
+	cases := []struct {
+		name    string
+		tamper  func(tx *bolt.Tx) error
+		wantSeq uint64
+	}{
+		{"flip a byte in the user id of entry 3", func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketAudit)
+			v := append([]byte(nil), b.Get(seqKey(3))...)
+			i := strings.Index(string(v), `"user-0"`)
+			v[i+6] ^= 0x01 // user-0 → user-1: still valid JSON, another user
+			return b.Put(seqKey(3), v)
+		}, 3},
+		{"flip a byte in the stored digest of entry 2", func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketAudit)
+			v := append([]byte(nil), b.Get(seqKey(2))...)
+			v[len(v)-1] ^= 0xff
+			return b.Put(seqKey(2), v)
+		}, 2},
+		{"delete entry 3", func(tx *bolt.Tx) error { return tx.Bucket(bucketAudit).Delete(seqKey(3)) }, 3},
+		{"delete the first entry", func(tx *bolt.Tx) error { return tx.Bucket(bucketAudit).Delete(seqKey(1)) }, 1},
+		{"delete the last entry", func(tx *bolt.Tx) error { return tx.Bucket(bucketAudit).Delete(seqKey(5)) }, 5},
+		{"rewrite entry 3 with a fresh digest", func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketAudit)
+			e, err := getAuditEntry(tx, 3)
+			if err != nil {
+				return err
+			}
+			e.Purpose = domain.PurposeAudit
+			body, _ := json.Marshal(&e)
+			sum := sha256.Sum256(body)
+			return b.Put(seqKey(3), append(body, sum[:]...))
+		}, 4},
+		{"delete an index entry", func(tx *bolt.Tx) error {
+			e, err := getAuditEntry(tx, 4)
+			if err != nil {
+				return err
+			}
+			return tx.Bucket(bucketAuditIndex).Delete(auditIndexKeys(&e)[0])
+		}, 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			db := MustOpen(t)
+			mustAppend(t, db, 5)
+			if _, err := db.VerifyAudit(context.Background(), nil); err != nil {
+				t.Fatalf("before tampering: %v", err)
+			}
+			tamper(t, db, tc.tamper)
+			_, err := db.VerifyAudit(context.Background(), nil)
+			wantChainError(t, err, tc.wantSeq)
+		})
+	}
+}
+
+// TestAuditAnchorCatchesARewrittenChain rewrites the chain from entry 2 on, consistently,
+// head included: only a head recorded elsewhere shows it.
+func TestAuditAnchorCatchesARewrittenChain(t *testing.T) {
+	db := MustOpen(t)
+	mustAppend(t, db, 4)
+	anchor, err := db.AuditHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.VerifyAudit(context.Background(), &anchor); err != nil {
+		t.Fatalf("untouched, anchored: %v", err)
+	}
+	tamper(t, db, func(tx *bolt.Tx) error {
+		var es []domain.AuditEntry
+		for seq := uint64(2); seq <= 4; seq++ {
+			e, err := getAuditEntry(tx, seq)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketAudit).Delete(seqKey(seq)); err != nil {
+				return err
+			}
+			e.UserID = "someone-else"
+			es = append(es, e)
+		}
+		v := tx.Bucket(bucketAudit).Get(seqKey(1))
+		head := append(seqKey(1), v[len(v)-sha256.Size:]...)
+		if err := tx.Bucket(bucketPrivacyMeta).Put(metaAuditHead, head); err != nil {
+			return err
+		}
+		return appendAudit(tx, es)
+	})
+	if _, err := db.VerifyAudit(context.Background(), nil); err != nil {
+		t.Fatalf("a consistent rewrite passes the chain alone (that is what anchors are for): %v", err)
+	}
+	_, err = db.VerifyAudit(context.Background(), &anchor)
+	wantChainError(t, err, 4)
+	far := AuditHead{Seq: 9, Hash: anchor.Hash}
+	_, err = db.VerifyAudit(context.Background(), &far)
+	wantChainError(t, err, 5)
+}
+
+func TestAuditQueries(t *testing.T) {
+	db := MustOpen(t)
+	ctx := context.Background()
+	refA, refB := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
+	var es []domain.AuditEntry
+	for i := range 6 {
+		es = append(es, entry("kela-user", domain.Kela, refA, i)) // Kela ↔ Helsinki, minutes 0–5
+	}
+	b := entry("tre-user", "hva-08", refB, 10) // Kela ↔ Tampere
+	b.Recipient = "hva-08"
+	es = append(es, b)
+	q := domain.AuditEntry{At: t0.Add(20 * time.Minute), Action: domain.AuditQuery, UserID: "auditor", Org: "hva-90"}
+	es = append(es, q)
+	if err := db.AppendAudit(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	seqs := func(p domain.AuditPage) []uint64 {
+		var out []uint64
+		for _, e := range p.Items {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		f    domain.AuditFilter
+		want string
+	}{
+		{"a referral's entries", domain.AuditFilter{Org: "hva-90", ReferralID: refA}, "[1 2 3 4 5 6]"},
+		{"another org's referral is not visible", domain.AuditFilter{Org: "hva-90", ReferralID: refB}, "[]"},
+		{"the referral's other party sees it", domain.AuditFilter{Org: "hva-08", ReferralID: refB}, "[7]"},
+		{"a referral's entries in a time range", domain.AuditFilter{Org: "kela", ReferralID: refA, From: t0.Add(2 * time.Minute), To: t0.Add(4 * time.Minute)}, "[3 4]"},
+		{"a user's entries", domain.AuditFilter{Org: "kela", UserID: "tre-user"}, "[7]"},
+		{"a user's entries the auditor's org is not party to", domain.AuditFilter{Org: "hva-90", UserID: "tre-user"}, "[]"},
+		{"everything an org sees", domain.AuditFilter{Org: "hva-90"}, "[1 2 3 4 5 6 8]"},
+		{"everything in a time range", domain.AuditFilter{Org: "kela", From: t0.Add(5 * time.Minute), To: t0.Add(15 * time.Minute)}, "[6 7]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := db.Audit(ctx, tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(seqs(p)); got != tc.want || p.Next != "" {
+				t.Errorf("seqs %s next %q, want %s and no next", got, p.Next, tc.want)
+			}
+		})
+	}
+	// Paging: 3 pages of 3, 3 and 1 over the org index, and over the referral index.
+	for _, f := range []domain.AuditFilter{{Org: "hva-90", Limit: 3}, {Org: "kela", ReferralID: refA, Limit: 4}} {
+		var all []uint64
+		pages := 0
+		for {
+			p, err := db.Audit(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			all = append(all, seqs(p)...)
+			if p.Next == "" {
+				break
+			}
+			f.After = p.Next
+		}
+		want := "[1 2 3 4 5 6 8]"
+		if f.ReferralID != "" {
+			want = "[1 2 3 4 5 6]"
+		}
+		if fmt.Sprint(all) != want || pages != 3 && f.ReferralID == "" || pages != 2 && f.ReferralID != "" {
+			t.Errorf("%+v: paged %v in %d pages, want %s", f, all, pages, want)
+		}
+	}
+	for _, bad := range []domain.AuditFilter{{}, {Org: "kela", ReferralID: "nope"}, {Org: "kela", After: "!!"}} {
+		if _, err := db.Audit(ctx, bad); domain.ErrorCode(err) != domain.EMalformed {
+			t.Errorf("%+v: err %v, want EMalformed", bad, err)
+		}
+	}
+	// The extract view: referral A and the client key, for Helsinki.
+	keyed := entry("kela-user", domain.Kela, "", 30)
+	keyed.ClientKey, keyed.Action = "ck-1", domain.AuditClientSearch
+	if err := db.AppendAudit(ctx, []domain.AuditEntry{keyed}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.AuditOf(ctx, domain.ExtractFilter{Org: "hva-90", ReferralIDs: []string{refA, refB}, ClientKey: "ck-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gs []uint64
+	for _, e := range got {
+		gs = append(gs, e.Seq)
+	}
+	if fmt.Sprint(gs) != "[1 2 3 4 5 6 9]" {
+		t.Errorf("extract seqs %v, want [1 2 3 4 5 6 9]", gs)
+	}
+}
+
+// TestChangesAreLoggedInTheirTransaction: a change and its log entry commit together, with
+// the purpose and request id of the context; a failed change logs nothing.
+func TestChangesAreLoggedInTheirTransaction(t *testing.T) {
+	db := MustOpen(t)
+	svc, _ := serviceOn(db)
+	ctx := domain.WithAccess(context.Background(), domain.Access{Purpose: domain.PurposeBenefitProcessing, RequestID: "req-1"})
+	r, _, err := svc.Create(ctx, kelaHandler, needRequest(secretPID, secretName), "idem-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not allowed: Kela cannot complete its own notification. Nothing is written.
+	if _, err := svc.Act(ctx, kelaHandler, r.ID, domain.Command{Action: domain.ActionComplete, Outcome: "already_client"}); err == nil {
+		t.Fatal("complete by the sender succeeded")
+	}
+	// A replayed create shows the referral again: logged as a read.
+	if _, created, err := svc.Create(ctx, kelaHandler, needRequest(secretPID, secretName), "idem-1"); err != nil || created {
+		t.Fatalf("replay: created %v, %v", created, err)
+	}
+	p, err := db.Audit(context.Background(), domain.AuditFilter{Org: domain.Kela, ReferralID: r.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Items) != 2 {
+		t.Fatalf("entries %+v, want create and create_replay", p.Items)
+	}
+	c := p.Items[0]
+	if c.Action != "create" || c.Purpose != domain.PurposeBenefitProcessing || c.RequestID != "req-1" ||
+		c.UserID != kelaHandler.UserID || c.UserName != kelaHandler.Name || c.Org != domain.Kela ||
+		c.Disclosure == nil || c.Disclosure.To != "hva-90" || c.Disclosure.Consent != "given" ||
+		!strings.Contains(c.Disclosure.LegalBasis, "§35") {
+		t.Errorf("create entry = %+v (disclosure %+v)", c, c.Disclosure)
+	}
+	if p.Items[1].Action != domain.AuditCreateReplay {
+		t.Errorf("second entry = %+v", p.Items[1])
+	}
+	b, _ := json.Marshal(p.Items)
+	if strings.Contains(string(b), secretPID) || strings.Contains(string(b), secretName) {
+		t.Errorf("entries hold client data: %s", b)
+	}
+}
