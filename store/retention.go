@@ -273,12 +273,18 @@ func eraseReferral(tx *bolt.Tx, id uuid.UUID, ck []byte, now time.Time) (*domain
 			return nil, 0, err
 		}
 	}
+	clientKey := r.ClientKey
 	domain.EraseReferral(r)
 	iv := indexValue(r)
 	for _, k := range indexKeys(r, id) { // without the client entry: ClientKey is gone
 		if err := idx.Put(k, iv); err != nil {
 			return nil, 0, err
 		}
+	}
+	// The keyed client hash must not outlive the personal data: drop the client's bounce
+	// counter once none of their referrals is left in the client index.
+	if err := forgetClientBounces(tx, clientKey); err != nil {
+		return nil, 0, err
 	}
 	at := now.UTC()
 	v, err := json.Marshal(referralRecord{Referral: r, ErasedAt: &at})

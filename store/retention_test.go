@@ -192,3 +192,34 @@ func TestParseRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestRetentionForgetsTheClientsBounceCounter: once a client's last referral is erased, no
+// keyed hash of their identity code is left in the bounce counters either.
+func TestRetentionForgetsTheClientsBounceCounter(t *testing.T) {
+	db := mustOpenPath(t, t.TempDir()+"/referrals.db", Options{MaxBatchDelay: time.Millisecond, Keys: mustKeyring(t, "k1", "k1")})
+	svc, clock := serviceOn(db)
+	ctx := context.Background()
+	r, _, err := svc.Create(ctx, kelaHandler, needRequest(secretPID, secretName), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Act(ctx, hkiWorker, r.ID, domain.Command{Action: domain.ActionReturn, Reason: "not_our_client", Text: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	counters := func() int {
+		n := 0
+		_ = db.bolt.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketStatsClients).Stats().KeyN; return nil })
+		return n
+	}
+	if counters() != 1 {
+		t.Fatalf("%d bounce counters after a return, want 1", counters())
+	}
+	clock.Advance(800 * day)
+	now := clock.Now()
+	if res, err := db.EraseClosedBefore(ctx, now.Add(-DefaultRetention), now, false); err != nil || res.Erased != 1 {
+		t.Fatalf("erase = %+v, %v", res, err)
+	}
+	if counters() != 0 {
+		t.Errorf("%d bounce counters left after the client's only referral was erased", counters())
+	}
+}
