@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ type dayConfig struct {
 	concurrency  int
 	lateShare    float64
 	quiet        bool
+	natsURL      string
 }
 
 func parseDayFlags(args []string, getenv func(string) string, stderr io.Writer) (dayConfig, error) {
@@ -47,6 +49,7 @@ func parseDayFlags(args []string, getenv func(string) string, stderr io.Writer) 
 	fs.IntVar(&c.concurrency, "concurrency", 8, "requests in flight at most")
 	fs.Float64Var(&c.lateShare, "late-share", 0.12, "share of acknowledgements and of responses that come after the deadline")
 	fs.BoolVar(&c.quiet, "quiet", false, "print only the summary, not one line per step")
+	fs.StringVar(&c.natsURL, "nats-url", getenv("NATS_URL"), "NATS of the service (e.g. nats://127.0.0.1:4222): also count the events the run caused, as a notification consumer sees them (NATS_URL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -156,6 +159,7 @@ type simulation struct {
 	kelaUsers   []user
 	countyUsers map[domain.OrgID][]user
 	end         time.Time
+	events      *eventCounter // with --nats-url
 
 	mu          sync.Mutex
 	refs        []*simRef
@@ -222,6 +226,14 @@ func (s *simulation) makeUsers() {
 
 func (s *simulation) run(ctx context.Context) error {
 	realStart := time.Now()
+	if s.cfg.natsURL != "" {
+		ec, err := startEventCounter(ctx, s.cfg.natsURL)
+		if err != nil {
+			return err
+		}
+		defer ec.stop()
+		s.events = ec
+	}
 	plan := s.drawPlan(time.Now())
 	if len(plan) == 0 {
 		return errors.New("nothing to do")
@@ -775,6 +787,27 @@ func (s *simulation) summary(ctx context.Context, left int, real time.Duration) 
 		fmt.Fprintf(w, "; overdue now: could not ask the service (%v)\n", err)
 	}
 	fmt.Fprintf(w, "Steps still scheduled for after the end: %d (those referrals stay open)\n", left)
+	if s.events != nil {
+		ours := map[string]bool{}
+		for _, r := range s.refs {
+			ours[r.ID] = true
+		}
+		// The relay publishes the last changes' events after they commit: wait (a little)
+		// until every referral's created event is in.
+		n := s.events.counts(ours)
+		for deadline := time.Now().Add(5 * time.Second); n[string(domain.EventCreated)] < len(ours) && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			n = s.events.counts(ours)
+		}
+		time.Sleep(200 * time.Millisecond) // and the changes committed with the last ones
+		n = s.events.counts(ours)
+		var parts []string
+		for _, t := range []domain.EventType{domain.EventCreated, domain.EventReceived, domain.EventStatusChanged,
+			domain.EventMessageAdded, domain.EventDeadlineWarning, domain.EventOverdue} {
+			parts = append(parts, fmt.Sprintf("%s %d", t, n[string(t)]))
+		}
+		fmt.Fprintf(w, "Events on NATS about these referrals: %s\n", strings.Join(parts, ", "))
+	}
 
 	lines, failed := s.api.statusLines()
 	fmt.Fprintf(w, "\nRequests by endpoint and status (%d not 2xx):\n", failed)

