@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -50,6 +51,10 @@ var problemStatus = map[domain.Code]struct {
 	domain.EInternal:     {http.StatusInternalServerError, "Internal error"},
 }
 
+// statusClientClosedRequest is recorded (access log, metrics) when the client disconnected
+// before the response; nginx's 499.
+const statusClientClosedRequest = 499
+
 // problemTypeBase prefixes problem type URIs; the last segment is the code.
 const problemTypeBase = "https://referrals.example.fi/problems/"
 
@@ -66,6 +71,12 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		case errors.As(err, &de):
 		case errors.As(err, &he):
 			de = fromHTTPError(he)
+		case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
+			// The client went away before the answer: nothing to answer, nothing broken. A
+			// command that had committed stays committed (and its retry is idempotent).
+			log.InfoContext(c.Request().Context(), "client closed the request", "request_id", requestID(c), "route", c.Path())
+			c.Response().WriteHeader(statusClientClosedRequest)
+			return
 		default:
 			log.ErrorContext(c.Request().Context(), "internal error", "err", err, "request_id", requestID(c), "route", c.Path())
 			de = &domain.Error{Code: domain.EInternal, Message: "internal error"}

@@ -18,6 +18,7 @@ const DefaultPendingMax = 100
 // referral, whose commands are serialised by the write lock, are in the order they happened.
 func putEvents(tx *bolt.Tx, events []domain.Event) error {
 	b := tx.Bucket(bucketOutbox)
+	b.FillPercent = appendOnlyFill // appended on increasing sequence numbers
 	for i := range events {
 		e := &events[i]
 		seq, err := b.NextSequence()
@@ -110,3 +111,7 @@ func (db *DB) signalCommitted() {
 	default:
 	}
 }
+
+// appendOnlyFill is the page fill of buckets written only at the end of their key space
+// (the access log, the outbox). bbolt's default of 0.5 leaves such pages half empty forever.
+const appendOnlyFill = 0.95
