@@ -51,7 +51,10 @@ func decodeError(err error) error {
 		fe = domain.FieldError{Pointer: pointerOf(typ.Field), Detail: "must be a JSON " + jsonKind(typ.Type.Kind().String())}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
-		fe = domain.FieldError{Pointer: "/" + escapePointer(name), Detail: "unknown field"}
+		fe = domain.FieldError{Pointer: "", Detail: "unknown field"}
+		if plainName(name) { // never echo a name that could carry personal data
+			fe.Pointer = "/" + name
+		}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		fe.Detail = "body ends before the JSON is complete"
 	}
@@ -163,4 +166,18 @@ func (cc cursorCodec) decode(org domain.OrgID, dir, s string) (string, error) {
 		return "", bad
 	}
 	return u.String(), nil
+}
+
+// plainName reports whether a field name is 1–64 of [a-z_], like every name of the contract,
+// and so safe to echo in a problem.
+func plainName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '_' && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
 }

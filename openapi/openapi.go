@@ -357,8 +357,9 @@ func safeKey(k string) bool {
 	for i := 0; i < len(k); i++ {
 		b := k[i]
 		switch {
-		case b == '_', b >= 'a' && b <= 'z', b >= 'A' && b <= 'Z':
-		case b >= '0' && b <= '9' && i > 0:
+		// Only [a-z_]: the contract's names are snake_case without digits, and a name with
+		// digits or capitals could carry an identity code (e.g. "P010101A123N").
+		case b == '_', b >= 'a' && b <= 'z':
 		default:
 			return false
 		}

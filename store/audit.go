@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -124,10 +125,18 @@ func appendAudit(tx *bolt.Tx, entries []domain.AuditEntry) error {
 }
 
 // atKey is t as big-endian Unix nanoseconds (0 before 1970), so keys sort by time.
+// maxAtTime is the latest time a big-endian nanosecond key can hold.
+var maxAtTime = time.Unix(0, math.MaxInt64)
+
 func atKey(t time.Time) []byte {
-	n := t.UnixNano()
-	if n < 0 || t.IsZero() {
+	var n int64
+	switch {
+	case t.IsZero() || t.Before(time.Unix(0, 0)):
 		n = 0
+	case t.After(maxAtTime): // UnixNano is undefined past 2262: clamp, keep the order
+		n = math.MaxInt64
+	default:
+		n = t.UnixNano()
 	}
 	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(n))
 }
