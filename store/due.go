@@ -381,44 +381,9 @@ func (db *DB) ListOverdue(ctx context.Context, f domain.ListFilter) (domain.Page
 	if err := ctx.Err(); err != nil {
 		return domain.Page{}, err
 	}
-	var dir byte
-	switch f.Direction {
-	case domain.Incoming:
-		dir = dirIncoming
-	case domain.Outgoing:
-		dir = dirOutgoing
-	default:
-		return domain.Page{}, domain.Errorf(domain.EMalformed, "invalid direction %q", f.Direction)
-	}
-	if f.Org == "" || hasNUL(string(f.Org)) {
-		return domain.Page{}, domain.Errorf(domain.EMalformed, "invalid organisation")
-	}
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = DefaultLimit
-	case limit > MaxLimit:
-		limit = MaxLimit
-	}
-	var after *uuid.UUID
-	if f.After != "" {
-		id, ok := parseID(f.After)
-		if !ok {
-			return domain.Page{}, domain.Errorf(domain.EMalformed, "invalid cursor")
-		}
-		after = &id
-	}
-	page := domain.Page{Items: make([]*domain.Referral, 0, min(limit, 16))}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		more, err := scanNewestFirst(tx, overduePrefix(f.Org, dir), after, matchOverdue(f), limit,
-			func(r *domain.Referral) { page.Items = append(page.Items, r) })
-		if more && len(page.Items) > 0 {
-			page.Next = page.Items[len(page.Items)-1].ID
-		}
-		return err
-	})
+	dir, limit, after, err := pageParams(f)
 	if err != nil {
 		return domain.Page{}, err
 	}
-	return page, nil
+	return db.page(overduePrefix(f.Org, dir), after, matchOverdue(f), limit)
 }

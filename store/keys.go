@@ -19,10 +19,16 @@ import (
 //	index        "o" org 0x00 dir 0x00 id16            → kind 0x00 urgency
 //	             "s" org 0x00 dir 0x00 status 0x00 id16 → kind 0x00 urgency
 //	             "c" clientKey 0x00 id16               → kind 0x00 urgency
+//	             "v" org 0x00 dir 0x00 id16            → kind 0x00 urgency 0x00 status (overdue list, due.go)
 //	timeline     id16 seq                              → domain.TimelineEntry (JSON)
 //	messages     id16 messageID16                      → domain.Message (JSON)
 //	idempotency  org 0x00 key                          → domain.IdempotencyRecord (JSON)
 //	outbox       seq (bucket.NextSequence)             → domain.Event (JSON)
+//
+// The deadline watcher's buckets (due, fired, watching) are laid out in due.go, the report
+// aggregates (stats, stats_clients, stats_meta) in stats.go, the access log and its indexes in
+// audit.go, the closure index of the retention job in retention.go. Record and message values
+// are sealed with AES-256-GCM when a keyring is configured (crypt.go).
 //
 // dir is 'i' in the recipient's entries (incoming) and 'o' in the sender's (outgoing). The
 // index values let List filter by kind and urgency without decoding records.

@@ -32,46 +32,28 @@ func (db *DB) List(ctx context.Context, f domain.ListFilter) (domain.Page, error
 	if err := ctx.Err(); err != nil {
 		return domain.Page{}, err
 	}
-	var dir byte
-	switch f.Direction {
-	case domain.Incoming:
-		dir = dirIncoming
-	case domain.Outgoing:
-		dir = dirOutgoing
-	default:
-		return domain.Page{}, domain.Errorf(domain.EMalformed, "invalid direction %q", f.Direction)
-	}
-	if f.Org == "" || hasNUL(string(f.Org)) {
-		return domain.Page{}, domain.Errorf(domain.EMalformed, "invalid organisation")
+	dir, limit, after, err := pageParams(f)
+	if err != nil {
+		return domain.Page{}, err
 	}
 	if hasNUL(string(f.Status)) {
 		return domain.Page{}, domain.Errorf(domain.EMalformed, "invalid status")
-	}
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = DefaultLimit
-	case limit > MaxLimit:
-		limit = MaxLimit
-	}
-	var after *uuid.UUID
-	if f.After != "" {
-		id, ok := parseID(f.After)
-		if !ok {
-			return domain.Page{}, domain.Errorf(domain.EMalformed, "invalid cursor")
-		}
-		after = &id
 	}
 	prefix := orgPrefix(f.Org, dir)
 	if f.Status != "" {
 		prefix = statusPrefix(f.Org, dir, f.Status)
 	}
 
+	return db.page(prefix, after, func(v []byte) bool { return matchIndexValue(v, f.Kind, f.Urgency) }, limit)
+}
+
+// page reads up to limit referrals of the index entries under prefix that match, newest
+// first, starting below after; Next is set when more may follow.
+func (db *DB) page(prefix []byte, after *uuid.UUID, match func(v []byte) bool, limit int) (domain.Page, error) {
 	page := domain.Page{Items: make([]*domain.Referral, 0, min(limit, 16))}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		more, err := scanNewestFirst(tx, prefix, after, func(v []byte) bool {
-			return matchIndexValue(v, f.Kind, f.Urgency)
-		}, limit, func(r *domain.Referral) { page.Items = append(page.Items, r) })
+		more, err := scanNewestFirst(tx, prefix, after, match, limit,
+			func(r *domain.Referral) { page.Items = append(page.Items, r) })
 		if more && len(page.Items) > 0 {
 			page.Next = page.Items[len(page.Items)-1].ID
 		}
@@ -145,4 +127,36 @@ func scanNewestFirst(tx *bolt.Tx, prefix []byte, after *uuid.UUID, match func(v 
 		n++
 	}
 	return false, nil
+}
+
+// pageParams reads what every paged list of an organisation needs from f: the index
+// direction, the page size (DefaultLimit when unset, capped at MaxLimit) and the position
+// after which the page starts. EMalformed for a missing organisation, an unknown direction or
+// an After that is not a UUID.
+func pageParams(f domain.ListFilter) (dir byte, limit int, after *uuid.UUID, err error) {
+	switch f.Direction {
+	case domain.Incoming:
+		dir = dirIncoming
+	case domain.Outgoing:
+		dir = dirOutgoing
+	default:
+		return 0, 0, nil, domain.Errorf(domain.EMalformed, "invalid direction %q", f.Direction)
+	}
+	if f.Org == "" || hasNUL(string(f.Org)) {
+		return 0, 0, nil, domain.Errorf(domain.EMalformed, "invalid organisation")
+	}
+	switch limit = f.Limit; {
+	case limit <= 0:
+		limit = DefaultLimit
+	case limit > MaxLimit:
+		limit = MaxLimit
+	}
+	if f.After != "" {
+		id, ok := parseID(f.After)
+		if !ok {
+			return 0, 0, nil, domain.Errorf(domain.EMalformed, "invalid cursor")
+		}
+		after = &id
+	}
+	return dir, limit, after, nil
 }

@@ -113,7 +113,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Int64Var(&c.bodyLimit, "body-limit", envInt("REFERRAL_BODY_LIMIT", 1<<20), "largest request body in bytes (REFERRAL_BODY_LIMIT)")
 	fs.Float64Var(&c.rateLimit, "rate-limit", envFloat("REFERRAL_RATE_LIMIT", 200), "requests per second per organisation, 0 for no limit (REFERRAL_RATE_LIMIT)")
 	fs.Int64Var(&c.rateBurst, "rate-burst", envInt("REFERRAL_RATE_BURST", 400), "burst of requests per organisation above the rate (REFERRAL_RATE_BURST)")
-	fs.DurationVar(&c.batchDelay, "batch-delay", envDuration("REFERRAL_BATCH_DELAY", time.Millisecond), "bbolt group-commit delay (REFERRAL_BATCH_DELAY)")
+	fs.DurationVar(&c.batchDelay, "batch-delay", envDuration("REFERRAL_BATCH_DELAY", 2*time.Millisecond), "bbolt group-commit delay (REFERRAL_BATCH_DELAY)")
 	fs.StringVar(&clockStart, "dev-clock-start", env("REFERRAL_DEV_CLOCK_START", ""), "dev only: the business clock starts at this RFC 3339 time")
 	fs.Float64Var(&c.devClockSpeed, "dev-clock-speed", envFloat("REFERRAL_DEV_CLOCK_SPEED", 0), "dev only: seconds of business time per real second")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for requests and the outbox")
