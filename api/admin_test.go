@@ -21,6 +21,7 @@ import (
 	"github.com/kela-hva/referrals/api"
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/internal/testkit"
 	"github.com/kela-hva/referrals/openapi"
 	"github.com/kela-hva/referrals/store"
 )
@@ -57,7 +58,7 @@ func newBackupServer(t *testing.T, backup api.BackupFunc) *backupServer {
 		t.Fatal(err)
 	}
 	svc := &domain.Service{
-		Store: db, Registry: reg, Clock: &fakeClock{now: time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC)},
+		Store: db, Registry: reg, Clock: testkit.NewClock(time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC)),
 		Policy:    domain.NewDeadlinePolicy(calendar.New(calendar.Options{})),
 		ClientKey: func(pid string) string { s := sha256.Sum256([]byte(pid)); return hex.EncodeToString(s[:]) },
 	}

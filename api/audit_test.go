@@ -18,6 +18,7 @@ import (
 	"github.com/kela-hva/referrals/api"
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/internal/testkit"
 	"github.com/kela-hva/referrals/openapi"
 	"github.com/kela-hva/referrals/store"
 )
@@ -98,7 +99,7 @@ func TestPurposeIsRequiredWhereClientDataIsReturned(t *testing.T) {
 // validator runs in front of it.
 func TestPurposeIsCheckedWithoutTheValidator(t *testing.T) {
 	h := &harness{t: t, dir: t.TempDir(), key: testKey, logs: &syncBuffer{},
-		clock: &fakeClock{now: time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC)}}
+		clock: testkit.NewClock(time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC))}
 	db, err := store.Open(filepath.Join(h.dir, "referrals.db"), store.Options{MaxBatchDelay: time.Millisecond, Keys: testKeyring})
 	if err != nil {
 		t.Fatal(err)

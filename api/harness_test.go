@@ -21,27 +21,13 @@ import (
 	"github.com/kela-hva/referrals/api"
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/internal/testkit"
 	"github.com/kela-hva/referrals/openapi"
 	"github.com/kela-hva/referrals/store"
 )
 
 // fakeClock is the business clock of the tests: it moves only when told.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+type fakeClock = testkit.Clock
 
 // harness is the whole HTTP stack on a real bbolt file: no NATS (the outbox is read directly).
 type harness struct {
@@ -54,22 +40,8 @@ type harness struct {
 	logs  *syncBuffer
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects the service's logs.
+type syncBuffer = testkit.Buffer
 
 var (
 	specOnce  sync.Once
@@ -116,7 +88,7 @@ func newHarness(t *testing.T, dir string) *harness {
 		t.Fatalf("open store: %v", err)
 	}
 	h := &harness{t: t, dir: dir, db: db, key: testKey, logs: &syncBuffer{},
-		clock: &fakeClock{now: time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC)}}
+		clock: testkit.NewClock(time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC))}
 	reg := domain.DefaultRegistry()
 	auth, err := api.NewAuthenticator(api.AuthConfig{Keys: []crypto.PublicKey{testKey.Public()}, Issuer: api.DevIssuer, Audience: api.Audience}, reg)
 	if err != nil {

@@ -13,13 +13,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kela-hva/referrals/api"
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/internal/testkit"
 	"github.com/kela-hva/referrals/openapi"
 	"github.com/kela-hva/referrals/store"
 )
@@ -37,22 +37,7 @@ type reportStack struct {
 }
 
 // stepClock is a business clock set by hand.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
+type stepClock = testkit.Clock
 
 var reportCal = calendar.New(calendar.Options{})
 
@@ -70,7 +55,7 @@ func newReportStack(t *testing.T) *reportStack {
 		t.Fatal(err)
 	}
 	reg := domain.DefaultRegistry()
-	clock := &stepClock{now: hki(2026, 11, 2, 10)}
+	clock := testkit.NewClock(hki(2026, 11, 2, 10))
 	svc := &domain.Service{Store: db, Registry: reg, Clock: clock, Policy: domain.NewDeadlinePolicy(reportCal),
 		ClientKey: func(pid string) string {
 			s := sha256.Sum256([]byte("report-test:" + pid))
@@ -134,7 +119,7 @@ func reviewReq(pid string) *domain.CreateRequest {
 }
 
 // at sets the clock; the next command happens then.
-func (s *reportStack) at(t time.Time) *reportStack { s.clock.set(t); return s }
+func (s *reportStack) at(t time.Time) *reportStack { s.clock.Set(t); return s }
 
 func (s *reportStack) create(actor domain.Actor, req *domain.CreateRequest) string {
 	s.t.Helper()
@@ -367,7 +352,7 @@ func TestResponseTimeReportFigures(t *testing.T) {
 		}
 	})
 	t.Run("open overdue follows the clock", func(t *testing.T) {
-		s.clock.set(hki(2026, 12, 3, 0).Add(time.Second)) // G's deadlines (end of Wed 2 Dec) have passed
+		s.clock.Set(hki(2026, 12, 3, 0).Add(time.Second)) // G's deadlines (end of Wed 2 Dec) have passed
 		got := s.report("/v1/reports/response-times?period=2026H2", s.token(domain.Kela, domain.RoleSupervisor))
 		if got.Total.OpenOverdue != 2 || got.From != "2026-07-01" || got.To != "2026-12-31" {
 			t.Errorf("open overdue %d (%s..%s), want 2", got.Total.OpenOverdue, got.From, got.To)
@@ -464,20 +449,20 @@ func TestTHLReport(t *testing.T) {
 	complete := domain.Command{Action: domain.ActionComplete, Outcome: "decided", Decision: "granted", DecisionDate: "2026-07-01"}
 	receive := domain.Command{Action: domain.ActionReceive}
 	// 2026H1: a handoff arriving Tue 30 June 23:30, decided the next day.
-	s.clock.set(time.Date(2026, 6, 30, 23, 30, 0, 0, reportCal.Location()))
+	s.clock.Set(time.Date(2026, 6, 30, 23, 30, 0, 0, reportCal.Location()))
 	h1 := s.create(repKela, handoffReq(clientOther, "091", domain.Normal))
 	s.at(hki(2026, 7, 1, 10)).act(repHelsinki, h1, receive)
 	s.act(repHelsinki, h1, complete)
 	// 2026H2: Wed 1 July 00:30 in Helsinki is still 30 June in UTC. respond_by Fri 10 July;
 	// decided Mon 13 July: late.
-	s.clock.set(time.Date(2026, 6, 30, 21, 30, 0, 0, time.UTC))
+	s.clock.Set(time.Date(2026, 6, 30, 21, 30, 0, 0, time.UTC))
 	late := s.create(repKela, handoffReq(clientOther, "091", domain.Normal))
 	s.at(hki(2026, 7, 2, 10))
 	inTime := s.create(repKela, handoffReq(clientOther, "091", domain.Normal))
 	urgent := s.create(repKela, handoffReq(clientOther, "091", domain.Urgent))
 	returned := s.create(repKela, handoffReq(clientOther, "837", domain.Urgent))
 	meeting := s.create(repKela, meetingReq(clientOther, "837"))
-	s.clock.set(hki(2026, 7, 2, 11))
+	s.clock.Set(hki(2026, 7, 2, 11))
 	toKela, _, err := s.svc.Create(context.Background(), repHelsinki, meetingReq(clientOther, "091"), "")
 	if err != nil {
 		t.Fatal(err)

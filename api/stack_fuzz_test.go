@@ -21,6 +21,7 @@ import (
 	"github.com/kela-hva/referrals/api"
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/internal/testkit"
 	"github.com/kela-hva/referrals/openapi"
 	"github.com/kela-hva/referrals/store"
 )
@@ -71,26 +72,8 @@ type mintedToken struct {
 	at    time.Time
 }
 
-// logSink collects the service's logs between two checks.
-type logSink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// take returns what was logged since the last take.
-func (l *logSink) take() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.buf.String()
-	l.buf.Reset()
-	return s
-}
+// logSink collects the service's logs between two checks (Take).
+type logSink = testkit.Buffer
 
 // newFuzzStack starts the service on a fresh encrypted store in tb's temp dir.
 func newFuzzStack(tb testing.TB) *fuzzStack {
@@ -113,7 +96,7 @@ func newFuzzStack(tb testing.TB) *fuzzStack {
 		tb.Fatal(err)
 	}
 	svc := &domain.Service{
-		Store: db, Registry: reg, Clock: &fakeClock{now: time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC)},
+		Store: db, Registry: reg, Clock: testkit.NewClock(time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC)),
 		Policy: domain.NewDeadlinePolicy(calendar.New(calendar.Options{})),
 		ClientKey: func(pid string) string {
 			s := sha256.Sum256([]byte("fuzz-key:" + pid))
@@ -205,7 +188,7 @@ func (s *fuzzStack) send(tb testing.TB, method, path string, a fuzzActor, body, 
 	}
 	// The access log line is written after the response; a line that comes late is checked
 	// with the next input (or not at all), so this check can miss a leak but never invents one.
-	if pid := leaked(s.logs.take(), pids); pid != "" {
+	if pid := leaked(s.logs.Take(), pids); pid != "" {
 		tb.Fatalf("%s %s: the logs hold the identity code %s from the input", method, path, pid)
 	}
 	return r

@@ -15,32 +15,12 @@ import (
 
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/internal/testkit"
 	"github.com/kela-hva/referrals/store"
 )
 
 // fakeClock is a business clock the test moves by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+type fakeClock = testkit.Clock
 
 // testClientKey is a deterministic keyed hash of an identity code.
 func testClientKey(personalID string) string {
@@ -60,7 +40,7 @@ func openFixture(path string, opts store.Options) (*fixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	clock := &fakeClock{now: time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC))
 	svc := &domain.Service{
 		Store:     db,
 		Registry:  domain.DefaultRegistry(),

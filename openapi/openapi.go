@@ -358,7 +358,7 @@ func safeKey(k string) bool {
 		b := k[i]
 		switch {
 		// Only [a-z_]: the contract's names are snake_case without digits, and a name with
-		// digits or capitals could carry an identity code (e.g. "P010101A123N").
+		// digits or capitals could carry an identity code behind a letter prefix.
 		case b == '_', b >= 'a' && b <= 'z':
 		default:
 			return false

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,29 +17,15 @@ import (
 
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/internal/testkit"
 )
 
 // testClock is the business clock of these tests: it moves only when told.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+type testClock = testkit.Clock
 
 // serviceOn is the real domain service on db, on a clock starting Mon 23 Nov 2026 09:12.
 func serviceOn(db *DB) (*domain.Service, *testClock) {
-	clock := &testClock{now: time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC))
 	return &domain.Service{
 		Store: db, Registry: domain.DefaultRegistry(), Clock: clock,
 		Policy: domain.NewDeadlinePolicy(calendar.New(calendar.Options{})),

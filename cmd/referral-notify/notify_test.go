@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,27 +24,14 @@ import (
 
 	"github.com/kela-hva/referrals/broker"
 	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/internal/testkit"
 )
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// syncBuffer collects a running program's output.
+type syncBuffer = testkit.Buffer
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines returns the complete lines written so far.
-func (b *syncBuffer) lines() []string {
+// completeLines returns the complete lines written to b so far.
+func completeLines(b *syncBuffer) []string {
 	s := b.String()
 	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
@@ -58,13 +44,7 @@ func (b *syncBuffer) lines() []string {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, what, d, cond)
 }
 
 // natsServer is an embedded NATS server whose REFERRALS stream exists.
@@ -191,9 +171,9 @@ func (n *notify) waitLines(t *testing.T, want int) []string {
 			t.Fatalf("run ended early: %v\n%s", err, n.stderr.String())
 		default:
 		}
-		return len(n.stdout.lines()) >= want
+		return len(completeLines(n.stdout)) >= want
 	})
-	return n.stdout.lines()
+	return completeLines(n.stdout)
 }
 
 var (
@@ -248,13 +228,13 @@ func TestPrintsIncomingAndOutgoingEventsOfItsOrgOnlyAndEachIDOnce(t *testing.T) 
 	s.publish(sentinel, sentinel.ID)
 	got = n.waitLines(t, 5)
 	waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-hva-08") })
-	if len(n.stdout.lines()) != 5 || !strings.Contains(got[4], "received by hva-08") {
-		t.Errorf("after a duplicate and a new event:\n%s", strings.Join(n.stdout.lines(), "\n"))
+	if len(completeLines(n.stdout)) != 5 || !strings.Contains(got[4], "received by hva-08") {
+		t.Errorf("after a duplicate and a new event:\n%s", strings.Join(completeLines(n.stdout), "\n"))
 	}
 	if !strings.Contains(n.stderr.String(), `"msg":"duplicate event skipped","id":"`+changed.ID) {
 		t.Errorf("the duplicate was not seen and skipped:\n%s", n.stderr.String())
 	}
-	for _, l := range n.stdout.lines() {
+	for _, l := range completeLines(n.stdout) {
 		if strings.Contains(l, refID(2)) || strings.Contains(l, refID(5)) {
 			t.Errorf("printed another organisation's event: %s", l)
 		}
@@ -277,7 +257,7 @@ func TestRestartResumesWithoutReprintingAcknowledgedEvents(t *testing.T) {
 	second := startNotify(t, args...)
 	got := second.waitLines(t, 1)
 	waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-kela") })
-	got = second.stdout.lines()
+	got = completeLines(second.stdout)
 	if len(got) != 1 || !strings.Contains(got[0], "message_added") {
 		t.Errorf("after restart printed:\n%s\nwant only the new message_added event", strings.Join(got, "\n"))
 	}
@@ -303,7 +283,7 @@ func TestEventRedeliveredAfterACrashBeforeAckIsNotHandledAgain(t *testing.T) {
 	if !errors.Is(err, crash) {
 		t.Fatalf("run: %v, want the simulated crash", err)
 	}
-	if got := first.stdout.lines(); len(got) != 1 {
+	if got := completeLines(first.stdout); len(got) != 1 {
 		t.Fatalf("first run printed %q", got)
 	}
 	if info := s.consumerInfo("notify-hva-90"); info.NumAckPending != 1 {
@@ -317,7 +297,7 @@ func TestEventRedeliveredAfterACrashBeforeAckIsNotHandledAgain(t *testing.T) {
 	s.publish(ev(2, domain.EventReceived, 1, "kela", "hva-90"), evID(2))
 	got := second.waitLines(t, 1)
 	waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-hva-90") })
-	got = second.stdout.lines()
+	got = completeLines(second.stdout)
 	if len(got) != 1 || !strings.Contains(got[0], "received by hva-90") {
 		t.Errorf("after the crash printed:\n%s\nwant only the new event", strings.Join(got, "\n"))
 	}
@@ -349,7 +329,7 @@ func TestSurvivesARestartOfNATS(t *testing.T) {
 	s.publish(ev(3, domain.EventMessageAdded, 1, "kela", "hva-90"), evID(3))
 	got = n.waitLines(t, 3)
 	waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-hva-90") })
-	if got = n.stdout.lines(); len(got) != 3 || !strings.Contains(got[2], "message_added") {
+	if got = completeLines(n.stdout); len(got) != 3 || !strings.Contains(got[2], "message_added") {
 		t.Errorf("after a restart on a new store printed:\n%s", strings.Join(got, "\n"))
 	}
 }
@@ -478,7 +458,7 @@ func TestSelfAddressedEventMatchingBothFiltersIsDeliveredOnce(t *testing.T) {
 	if info := s.consumerInfo("notify-hva-08"); info.Delivered.Stream != 2 || info.Delivered.Consumer != 2 {
 		t.Errorf("delivered stream seq %d, %d deliveries; want 2 and 2", info.Delivered.Stream, info.Delivered.Consumer)
 	}
-	if got := n.stdout.lines(); len(got) != 2 {
+	if got := completeLines(n.stdout); len(got) != 2 {
 		t.Errorf("printed %q", got)
 	}
 }

@@ -16,26 +16,13 @@ import (
 	"github.com/kela-hva/referrals/api"
 	"github.com/kela-hva/referrals/broker"
 	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/internal/testkit"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects a running program's output.
+type syncBuffer = testkit.Buffer
 
 // service is one running referrald, started through run as main does.
 type service struct {
@@ -64,13 +51,7 @@ func logField(logs, msg, field string) string {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, what, d, cond)
 }
 
 func startService(t *testing.T, dir string, extra ...string) *service {
