@@ -27,6 +27,9 @@ const (
 	MetricRelayFailures     = "referrals_relay_failures_total"
 	MetricStatsRepairs      = "referrals_report_aggregate_repairs_total"
 	MetricHTTPRequests      = "referrals_http_requests_total"
+	MetricStoreCommits      = "referrals_store_commits_total"
+	MetricStoreWrites       = "referrals_store_writes_total"
+	MetricStorePages        = "referrals_store_pages_written_total"
 	MetricHTTPDuration      = "referrals_http_request_duration_seconds"
 )
 
@@ -208,6 +211,34 @@ func (m *Metrics) WatchAggregates(repairs func() uint64) error {
 	return m.reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricStatsRepairs,
 		Help: "Times a report aggregate would have gone below zero and was held at zero (a change the aggregates did not see); should be 0."},
 		func() float64 { return float64(repairs()) }))
+}
+
+// StoreCounters are the store's group-commit counters (store.DB.CommitStats).
+type StoreCounters struct {
+	Commits, Writes, Pages uint64
+}
+
+// WatchStore registers the group-commit counters read from stats at scrape time: committed
+// transactions, the writes (commands, access-log appends, outbox deletes) they carried, and
+// the pages written. writes/commits is the batch size, pages/writes the write cost. Returns an
+// error if called twice.
+func (m *Metrics) WatchStore(stats func() StoreCounters) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricStoreCommits,
+			Help: "Write transactions committed (each one fsync of the data file) since start."},
+			func() float64 { return float64(stats().Commits) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricStoreWrites,
+			Help: "Writes committed since start; divided by the commits, the group-commit batch size."},
+			func() float64 { return float64(stats().Writes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricStorePages,
+			Help: "Pages written to the data file since start (all transactions)."},
+			func() float64 { return float64(stats().Pages) }),
+	} {
+		if err := m.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // httpMetrics counts and times every request by method, route template (c.Path(), never the

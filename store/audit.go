@@ -188,7 +188,7 @@ func (db *DB) AppendAudit(ctx context.Context, entries []domain.AuditEntry) erro
 	}
 	ch := &domain.Change{Audit: slices.Clone(entries)}
 	stampAccess(ctx, ch)
-	if err := db.bolt.Batch(func(tx *bolt.Tx) error { return appendAudit(tx, ch.Audit) }); err != nil {
+	if err := db.group.do(func(tx *bolt.Tx) error { return appendAudit(tx, ch.Audit) }); err != nil {
 		return fmt.Errorf("store: append audit: %w", err)
 	}
 	return nil

@@ -3,7 +3,8 @@
 //
 // Every domain command is one bbolt write transaction: the referral, its index entries,
 // timeline, messages, idempotency record and events are committed together or not at all.
-// Writes go through bbolt's group commit (DB.Batch), so concurrent commands share an fsync.
+// Writes go through the store's group commit (commit.go), so concurrent commands share a
+// transaction and an fsync.
 // The bucket and key layouts are described in keys.go.
 package store
 
@@ -22,10 +23,11 @@ const DefaultTimeout = 2 * time.Second
 
 // Options tune Open. The zero value is usable.
 type Options struct {
-	// MaxBatchDelay and MaxBatchSize tune bbolt's group commit (db.Batch): a batch is
-	// committed when it holds MaxBatchSize calls or MaxBatchDelay after its first call,
-	// whichever comes first. Zero means bbolt's defaults (10ms, 1000 calls). The delay is
-	// also the latency a lone writer pays for every command.
+	// MaxBatchDelay and MaxBatchSize tune group commit (commit.go). A transaction takes every
+	// write that queued while the previous one committed, at most MaxBatchSize (zero: 1000).
+	// MaxBatchDelay is how long a writer that finds the store idle waits for company before
+	// committing; zero commits at once. The delay is what a lone writer pays for every
+	// command; under load the store is never idle and nobody waits for it.
 	MaxBatchDelay time.Duration
 	MaxBatchSize  int
 	// Timeout is how long Open waits for the file lock another process holds; zero means
@@ -44,6 +46,7 @@ type Options struct {
 // DB is the bbolt store. It is safe for concurrent use.
 type DB struct {
 	bolt      *bolt.DB
+	group     *committer // commit.go: every write of the store's callers goes through it
 	committed chan struct{}
 	keys      *Keyring    // nil: plaintext
 	stats     *statsState // stats.go: response-time aggregates
@@ -64,12 +67,6 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	if opts.MaxBatchDelay > 0 {
-		bdb.MaxBatchDelay = opts.MaxBatchDelay
-	}
-	if opts.MaxBatchSize > 0 {
-		bdb.MaxBatchSize = opts.MaxBatchSize
-	}
 	if opts.Keys != nil {
 		keyrings.Store(bdb, opts.Keys) // crypt.go; before anything below reads a record
 	}
@@ -89,7 +86,8 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, committed: make(chan struct{}, 1), keys: opts.Keys, stats: newStatsState(opts)}
+	db := &DB{bolt: bdb, group: newCommitter(bdb, opts.MaxBatchDelay, opts.MaxBatchSize),
+		committed: make(chan struct{}, 1), keys: opts.Keys, stats: newStatsState(opts)}
 	if err := db.initStats(); err != nil { // stats.go: after the keyring, as it may read referrals
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -101,6 +99,7 @@ func Open(path string, opts Options) (*DB, error) {
 // closed.
 func (db *DB) Close() error {
 	defer keyrings.Delete(db.bolt)
+	db.group.close() // queued writes commit first
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}

@@ -170,12 +170,12 @@ func TestOpen(t *testing.T) {
 	})
 	t.Run("applies batch options and defaults", func(t *testing.T) {
 		db := mustOpenPath(t, filepath.Join(t.TempDir(), "r.db"), Options{MaxBatchDelay: 3 * time.Millisecond, MaxBatchSize: 7})
-		if db.bolt.MaxBatchDelay != 3*time.Millisecond || db.bolt.MaxBatchSize != 7 {
-			t.Errorf("batch = %v/%d, want 3ms/7", db.bolt.MaxBatchDelay, db.bolt.MaxBatchSize)
+		if db.group.delay != 3*time.Millisecond || db.group.max != 7 {
+			t.Errorf("batch = %v/%d, want 3ms/7", db.group.delay, db.group.max)
 		}
 		def := mustOpenPath(t, filepath.Join(t.TempDir(), "r.db"), Options{})
-		if def.bolt.MaxBatchDelay != 10*time.Millisecond || def.bolt.MaxBatchSize != 1000 {
-			t.Errorf("default batch = %v/%d, want bbolt's 10ms/1000", def.bolt.MaxBatchDelay, def.bolt.MaxBatchSize)
+		if def.group.delay != 0 || def.group.max != defaultMaxBatch {
+			t.Errorf("default batch = %v/%d, want 0/%d", def.group.delay, def.group.max, defaultMaxBatch)
 		}
 	})
 	t.Run("times out when the file is locked", func(t *testing.T) {

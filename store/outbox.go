@@ -70,7 +70,7 @@ func (db *DB) DeleteEvents(seqs []uint64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+	err := db.group.do(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOutbox)
 		for _, seq := range seqs {
 			if err := b.Delete(seqKey(seq)); err != nil {

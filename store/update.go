@@ -15,11 +15,11 @@ import (
 // their index entries, timeline entries, messages, the idempotency record and the events,
 // which go to the outbox in commit order.
 //
-// Update goes through bbolt's group commit: concurrent calls share one transaction and one
-// fsync, and return when it is durable (after up to Options.MaxBatchDelay of waiting for
-// company). Within a batch, fn sees what the calls before it wrote. If writing one call's
-// Change fails, bbolt rolls the batch back and runs the others again, so fn may be called
-// more than once; the Tx it is given is valid only until it returns.
+// Update goes through group commit (commit.go): concurrent calls share one transaction and
+// one fsync, and return when it is durable. Within a batch, fn sees what the calls before it
+// wrote. If writing one call's Change fails, the batch is rolled back and the others run
+// again, so fn may be called more than once; the Tx it is given is valid only until it
+// returns.
 //
 // An error from fn is returned as it is and nothing of the call is written; the other calls
 // of its batch are not disturbed. Update returns ctx.Err() if ctx is done before fn runs.
@@ -30,11 +30,11 @@ func (db *DB) Update(ctx context.Context, fn func(tx domain.Tx) (*domain.Change,
 		return err
 	}
 	// fnErr is the outcome of fn's last run. A failed fn has written nothing, so its run
-	// returns nil to Batch: failing it would roll back and rerun the whole batch for nothing.
-	// Batch returns after the last run (its result crosses a channel), so reading fnErr
+	// returns nil to the batch: failing it would roll back and rerun the whole batch for
+	// nothing. do returns after the last run (its result crosses a channel), so reading fnErr
 	// afterwards is race-free.
 	var fnErr error
-	err := db.bolt.Batch(func(btx *bolt.Tx) error {
+	err := db.group.do(func(btx *bolt.Tx) error {
 		fnErr = nil
 		// A request that gave up while waiting for its batch does not commit.
 		if err := ctx.Err(); err != nil {
@@ -65,7 +65,7 @@ func (db *DB) Update(ctx context.Context, fn func(tx domain.Tx) (*domain.Change,
 	return fmt.Errorf("store: update: %w", err) // bbolt's own: commit, closed database
 }
 
-// writeError carries a write error, already wrapped with its operation, through Batch.
+// writeError carries a write error, already wrapped with its operation, through the batch.
 type writeError struct{ err error }
 
 func (e *writeError) Error() string { return e.err.Error() }

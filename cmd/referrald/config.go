@@ -50,6 +50,8 @@ type config struct {
 	clientIndexKeyHex  string
 	// retention is how long after closure a referral keeps its personal data.
 	retention time.Duration
+	// debugAddr serves the Go profiler (debug.go); loopback only, empty for none.
+	debugAddr string
 }
 
 // parseConfig reads flags over environment defaults. Flags win over the environment.
@@ -113,12 +115,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Int64Var(&c.bodyLimit, "body-limit", envInt("REFERRAL_BODY_LIMIT", 1<<20), "largest request body in bytes (REFERRAL_BODY_LIMIT)")
 	fs.Float64Var(&c.rateLimit, "rate-limit", envFloat("REFERRAL_RATE_LIMIT", 200), "requests per second per organisation, 0 for no limit (REFERRAL_RATE_LIMIT)")
 	fs.Int64Var(&c.rateBurst, "rate-burst", envInt("REFERRAL_RATE_BURST", 400), "burst of requests per organisation above the rate (REFERRAL_RATE_BURST)")
-	fs.DurationVar(&c.batchDelay, "batch-delay", envDuration("REFERRAL_BATCH_DELAY", 2*time.Millisecond), "bbolt group-commit delay (REFERRAL_BATCH_DELAY)")
+	fs.DurationVar(&c.batchDelay, "batch-delay", envDuration("REFERRAL_BATCH_DELAY", 0), "group commit: how long an idle store waits for more writes to share a commit; 0 commits at once (under load, writes that arrive during a commit share the next anyway) (REFERRAL_BATCH_DELAY)")
 	fs.StringVar(&clockStart, "dev-clock-start", env("REFERRAL_DEV_CLOCK_START", ""), "dev only: the business clock starts at this RFC 3339 time")
 	fs.Float64Var(&c.devClockSpeed, "dev-clock-speed", envFloat("REFERRAL_DEV_CLOCK_SPEED", 0), "dev only: seconds of business time per real second")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for requests and the outbox")
 	fs.StringVar(&c.deadlinesConfig, "deadlines-config", env("REFERRAL_DEADLINES_CONFIG", ""), "JSON file of deadline rules, eves, warning lead and Kela handoff target; see deadlines.example.json (REFERRAL_DEADLINES_CONFIG)")
 	fs.DurationVar(&c.watchInterval, "watch-interval", envDuration("REFERRAL_WATCH_INTERVAL", time.Second), "how often (real time) the deadline watcher fires due warnings and overdue alerts (REFERRAL_WATCH_INTERVAL)")
+	fs.StringVar(&c.debugAddr, "debug-addr", env("REFERRAL_DEBUG_ADDR", ""), "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; empty for none (REFERRAL_DEBUG_ADDR)")
 	fs.StringVar(&c.logLevel, "log-level", env("REFERRAL_LOG_LEVEL", "info"), "debug, info, warn or error (REFERRAL_LOG_LEVEL)")
 	fs.StringVar(&c.encryptionKeys, "encryption-keys", env("REFERRAL_ENCRYPTION_KEYS_FILE", ""), `JSON keyring {"active": "<id>", "keys": {"<id>": "<64 hex>"}} that encrypts client data at rest (REFERRAL_ENCRYPTION_KEYS_FILE, or the JSON itself in REFERRAL_ENCRYPTION_KEYS); required without --dev`)
 	c.encryptionKeysJSON = getenv("REFERRAL_ENCRYPTION_KEYS")
@@ -175,6 +178,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if c.watchInterval <= 0 {
 		return c, errors.New("--watch-interval must be positive")
+	}
+	if c.debugAddr != "" {
+		if err := checkLoopback(c.debugAddr); err != nil { // debug.go
+			return c, fmt.Errorf("--debug-addr: %w", err)
+		}
 	}
 	if err := checkKeyConfig(&c, retention); err != nil { // keys.go
 		return c, err

@@ -30,5 +30,11 @@ func watchMetrics(m *api.Metrics, db *store.DB, relay *broker.Relay, clock domai
 	if err != nil {
 		return err
 	}
+	if err := m.WatchStore(func() api.StoreCounters {
+		s := db.CommitStats()
+		return api.StoreCounters{Commits: s.Commits, Writes: s.Writes, Pages: s.Pages}
+	}); err != nil {
+		return err
+	}
 	return m.WatchAggregates(db.StatsInconsistencies)
 }

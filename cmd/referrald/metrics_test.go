@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,13 @@ func TestMetricsAndReportAreWired(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// Group commit: three commands at least, in at least one fsynced transaction each time
+	// the service was idle, and pages written for them.
+	commits, writes, pages := metricValue(text, "referrals_store_commits_total"),
+		metricValue(text, "referrals_store_writes_total"), metricValue(text, "referrals_store_pages_written_total")
+	if commits < 1 || writes < 3 || writes < commits || pages < commits {
+		t.Errorf("store counters: %v commits, %v writes, %v pages", commits, writes, pages)
+	}
 	if strings.Contains(text, id) || strings.Contains(text, "131052-308T") {
 		t.Error("/metrics holds a referral id or an identity code")
 	}
@@ -72,4 +80,17 @@ func TestMetricsAndReportAreWired(t *testing.T) {
 	if counts["created"] != float64(1) || counts["acknowledged"] != float64(1) || counts["responded"] != float64(1) {
 		t.Errorf("report counts %v", counts)
 	}
+}
+
+// metricValue returns the value of an unlabelled sample in a Prometheus text exposition, or -1.
+func metricValue(text, name string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }

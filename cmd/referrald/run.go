@@ -155,6 +155,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	if err := serveDebug(relayCtx, cfg.debugAddr, log); err != nil { // debug.go
+		stopRelay()
+		ln.Close()
+		return err
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
