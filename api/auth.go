@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -39,6 +40,9 @@ type Authenticator struct {
 	keyfunc  jwt.Keyfunc
 	parser   *jwt.Parser
 	registry *domain.Registry
+	now      func() time.Time
+	leeway   time.Duration
+	cache    *tokenCache // tokencache.go; nil: verify every time
 }
 
 // AuthConfig configures token verification: either static Keys or a JWKS (file or URL).
@@ -53,6 +57,10 @@ type AuthConfig struct {
 	Leeway     time.Duration
 	// Now is the real clock used for exp/nbf; nil means time.Now.
 	Now func() time.Time
+	// CacheTTL is how long a verified token is trusted without checking its signature again
+	// (never past its exp): a key withdrawn from the key set stops working within it. Zero
+	// means DefaultTokenCacheTTL; negative turns the cache off.
+	CacheTTL time.Duration
 }
 
 // DefaultLeeway is the clock skew tolerated on exp and nbf.
@@ -91,10 +99,19 @@ func NewAuthenticator(cfg AuthConfig, reg *domain.Registry) (*Authenticator, err
 		jwt.WithValidMethods(algs), jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
 		jwt.WithIssuer(cfg.Issuer), jwt.WithAudience(cfg.Audience), jwt.WithLeeway(cfg.Leeway),
 	}
+	now := time.Now
 	if cfg.Now != nil {
+		now = cfg.Now
 		opts = append(opts, jwt.WithTimeFunc(cfg.Now))
 	}
-	return &Authenticator{keyfunc: kf, parser: jwt.NewParser(opts...), registry: reg}, nil
+	a := &Authenticator{keyfunc: kf, parser: jwt.NewParser(opts...), registry: reg, now: now, leeway: cfg.Leeway}
+	switch {
+	case cfg.CacheTTL == 0:
+		a.cache = newTokenCache(DefaultTokenCacheTTL, tokenCacheMax)
+	case cfg.CacheTTL > 0:
+		a.cache = newTokenCache(cfg.CacheTTL, tokenCacheMax)
+	}
+	return a, nil
 }
 
 // Authenticate verifies the Authorization header value and returns the actor. Returns
@@ -104,8 +121,16 @@ func (a *Authenticator) Authenticate(header string) (domain.Actor, error) {
 	if !ok || raw == "" {
 		return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "a bearer token is required")
 	}
+	var key [32]byte
+	if a.cache != nil {
+		key = sha256.Sum256([]byte(raw))
+		if e, ok := a.cache.get(key, a.now()); ok && a.keyStillThere(e) {
+			return e.actor, nil
+		}
+	}
 	var c Claims
-	if _, err := a.parser.ParseWithClaims(raw, &c, a.keyfunc); err != nil {
+	tok, err := a.parser.ParseWithClaims(raw, &c, a.keyfunc)
+	if err != nil {
 		reason := "the token is invalid"
 		switch {
 		case errors.Is(err, jwt.ErrTokenInvalidIssuer):
@@ -140,7 +165,24 @@ func (a *Authenticator) Authenticate(header string) (domain.Actor, error) {
 		}
 		actor.Roles = append(actor.Roles, role)
 	}
+	if a.cache != nil && c.ExpiresAt != nil { // exp is required: the parser refused a token without
+		e := cachedToken{actor: actor}
+		e.kid, _ = tok.Header["kid"].(string)
+		e.alg, _ = tok.Header["alg"].(string)
+		a.cache.put(key, e, c.ExpiresAt.Add(a.leeway), a.now())
+	}
 	return actor, nil
+}
+
+// keyStillThere reports whether the key a cached token named by kid is still in the key set
+// (a JWKS lookup by kid, no signature check). Tokens without a kid were checked against the
+// static keys, which do not change while the service runs.
+func (a *Authenticator) keyStillThere(e cachedToken) bool {
+	if e.kid == "" {
+		return true
+	}
+	_, err := a.keyfunc(&jwt.Token{Header: map[string]any{"kid": e.kid, "alg": e.alg}})
+	return err == nil
 }
 
 // MintToken signs a token for the claims, valid from now for ttl. Used by referralctl and tests.
