@@ -92,8 +92,9 @@ func appendAudit(tx *bolt.Tx, entries []domain.AuditEntry) error {
 		return nil
 	}
 	meta, log, idx := tx.Bucket(bucketPrivacyMeta), tx.Bucket(bucketAudit), tx.Bucket(bucketAuditIndex)
-	// The log is append-only on increasing keys: fill pages instead of splitting them in half.
-	log.FillPercent = appendOnlyFill
+	// The log is append-only on increasing keys, and its index entries grow within their
+	// prefixes: fill pages instead of splitting them in half.
+	log.FillPercent, idx.FillPercent = appendOnlyFill, appendOnlyFill
 	seq, prev := readHead(meta)
 	for i := range entries {
 		e := entries[i] // a copy: a rerun batch starts from the caller's entries again

@@ -65,6 +65,18 @@ func (db *DB) Update(ctx context.Context, fn func(tx domain.Tx) (*domain.Change,
 	return fmt.Errorf("store: update: %w", err) // bbolt's own: commit, closed database
 }
 
+// setFill sets the page fill of the buckets whose keys mostly grow (a UUIDv7 first, or a
+// sequence within a prefix) for the transaction: bbolt's default of 0.5 splits pages in half,
+// so appending leaves every page half empty and a commit writes twice the pages. A little
+// room stays for records that grow when updated. The index and the due index, where
+// inserts land anywhere, keep the default.
+func setFill(tx *bolt.Tx) {
+	tx.Bucket(bucketReferrals).FillPercent = 0.9
+	tx.Bucket(bucketTimeline).FillPercent = 0.9
+	tx.Bucket(bucketWatching).FillPercent = 0.9
+	tx.Bucket(bucketAuditIndex).FillPercent = appendOnlyFill
+}
+
 // writeError carries a write error, already wrapped with its operation, through the batch.
 type writeError struct{ err error }
 
@@ -98,6 +110,7 @@ func (db *DB) write(tx *bolt.Tx, ch *domain.Change) error {
 	if ch == nil {
 		return nil
 	}
+	setFill(tx)
 	if err := db.updateStats(tx, ch.Referrals); err != nil { // stats.go: report aggregates, old vs new
 		return err
 	}
