@@ -348,3 +348,73 @@ func TestClientExtractListsOnlyThatPersonsData(t *testing.T) {
 		t.Errorf("invalid identity code: %d %s", bad.status, bad.body)
 	}
 }
+
+// TestListPageIsOneAccessLogEntry: a page showing several referrals is one entry whose items
+// name each referral with its parties and disclosure. Each auditor sees the items in its
+// organisation's register only; a referral's log and a client's extract show the page
+// narrowed to that referral.
+func TestListPageIsOneAccessLogEntry(t *testing.T) {
+	h := newHarness(t, "")
+	kela := kelaHandler(h)
+	matti := h.create(kela, needBody(pidMatti, "091"))
+	maija := h.create(kela, needBody(pidMaija, "091"))
+	tre := h.create(kela, needBody(pidMaija, "837")) // Tampere: hva-08
+	before := len(auditItems(t, h.do("GET", "/v1/audit", h.token("kela", domain.RoleAuditor), nil, "X-Purpose", "audit")))
+	if r := h.do("GET", "/v1/referrals?direction=outgoing", kela, nil, "X-Request-Id", "req-page-1"); r.status != http.StatusOK {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	pageEntry := func(items []map[string]any) (map[string]any, []string) {
+		t.Helper()
+		for _, it := range items {
+			if it["action"] == "list" && it["request_id"] == "req-page-1" {
+				var ids []string
+				for _, x := range it["items"].([]any) {
+					ids = append(ids, x.(map[string]any)["referral_id"].(string))
+				}
+				slices.Sort(ids)
+				return it, ids
+			}
+		}
+		t.Fatalf("no list entry among %v", actions(items))
+		return nil, nil
+	}
+	sorted := func(ids ...string) []string { slices.Sort(ids); return ids }
+
+	kelaLog := auditItems(t, h.do("GET", "/v1/audit", h.token("kela", domain.RoleAuditor), nil, "X-Purpose", "audit"))
+	// Kela's earlier audit query is logged too: the page adds one entry, not three.
+	if got := len(kelaLog) - before; got != 2 {
+		t.Errorf("the page and the audit query added %d entries, want 2", got)
+	}
+	e, ids := pageEntry(kelaLog)
+	if !slices.Equal(ids, sorted(matti, maija, tre)) || e["referral_id"] != nil || e["org"] != "kela" || e["purpose"] != "benefit_processing" {
+		t.Errorf("Kela's view of the page: %v", e)
+	}
+	for _, x := range e["items"].([]any) {
+		it := x.(map[string]any)
+		if it["kind"] != "social_work_need" || it["sender"] != "kela" || (it["recipient"] != "hva-90" && it["recipient"] != "hva-08") {
+			t.Errorf("item %v", it)
+		}
+		if it["disclosure"] != nil { // Kela reading what it sent, before anyone acted on it
+			t.Errorf("item %v: a disclosure to Kela of its own data", it)
+		}
+	}
+	// Helsinki's auditor sees Helsinki's two referrals of the page, Tampere's its one.
+	if _, ids := pageEntry(auditItems(t, h.do("GET", "/v1/audit", h.token("hva-90", domain.RoleAuditor), nil, "X-Purpose", "audit"))); !slices.Equal(ids, sorted(matti, maija)) {
+		t.Errorf("Helsinki's auditor sees items %v", ids)
+	}
+	if _, ids := pageEntry(auditItems(t, h.do("GET", "/v1/audit", h.token("hva-08", domain.RoleAuditor), nil, "X-Purpose", "audit"))); !slices.Equal(ids, []string{tre}) {
+		t.Errorf("Tampere's auditor sees items %v", ids)
+	}
+	// One referral's log: the page narrowed to it.
+	if _, ids := pageEntry(auditItems(t, h.do("GET", "/v1/audit?referral="+maija, h.token("kela", domain.RoleAuditor), nil, "X-Purpose", "audit"))); !slices.Equal(ids, []string{maija}) {
+		t.Errorf("maija's referral log shows items %v", ids)
+	}
+	// Matti's extract: the page with his referral only.
+	r := h.do("POST", "/v1/audit/client-extract", h.token("kela", domain.RoleAuditor), map[string]any{"personal_id": pidMatti}, "X-Purpose", "data_subject_request")
+	if _, ids := pageEntry(auditItems(t, r)); !slices.Equal(ids, []string{matti}) {
+		t.Errorf("Matti's extract shows items %v", ids)
+	}
+	if _, err := h.db.VerifyAudit(context.Background(), nil); err != nil {
+		t.Error(err)
+	}
+}

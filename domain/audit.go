@@ -117,6 +117,19 @@ type AuditEntry struct {
 	// entries it returned.
 	Query string `json:"query,omitempty"`
 	Count int    `json:"count,omitempty"`
+	// Items are the referrals one read showed together (a list page), each with its parties
+	// and disclosure; the entry's own referral fields are then empty. One entry per page
+	// keeps the log a tenth of the size of one entry per referral.
+	Items []AuditItem `json:"items,omitempty"`
+}
+
+// AuditItem is one referral of a read that showed several.
+type AuditItem struct {
+	ReferralID string      `json:"referral_id"`
+	Kind       Kind        `json:"kind"`
+	Sender     OrgID       `json:"sender"`
+	Recipient  OrgID       `json:"recipient"`
+	Disclosure *Disclosure `json:"disclosure,omitempty"`
 }
 
 // Disclosure records data passing from one organisation's register to the other's
@@ -131,9 +144,43 @@ type Disclosure struct {
 }
 
 // VisibleTo reports whether an auditor of org may see the entry: org is the acting
-// organisation or a party to the referral (the data is in its register).
+// organisation or a party to the referral, or to one of its items (the data is in its
+// register).
 func (e *AuditEntry) VisibleTo(org OrgID) bool {
-	return org != "" && (e.Org == org || e.Sender == org || e.Recipient == org)
+	if org == "" {
+		return false
+	}
+	if e.Org == org || e.Sender == org || e.Recipient == org {
+		return true
+	}
+	for i := range e.Items {
+		if e.Items[i].Sender == org || e.Items[i].Recipient == org {
+			return true
+		}
+	}
+	return false
+}
+
+// ViewFor returns the entry as an auditor of org sees it, and whether it may see it at all.
+// Of a multi-referral entry it keeps the items whose data is in org's register (all of them
+// when org did the reading) and, when referrals are given, only those; an entry left with
+// none of them is not shown.
+func (e AuditEntry) ViewFor(org OrgID, referrals ...string) (AuditEntry, bool) {
+	if !e.VisibleTo(org) {
+		return e, false
+	}
+	if len(e.Items) == 0 {
+		return e, len(referrals) == 0 || slices.Contains(referrals, e.ReferralID)
+	}
+	items := make([]AuditItem, 0, len(e.Items))
+	for _, it := range e.Items {
+		if (e.Org == org || it.Sender == org || it.Recipient == org) &&
+			(len(referrals) == 0 || slices.Contains(referrals, it.ReferralID)) {
+			items = append(items, it)
+		}
+	}
+	e.Items = items
+	return e, len(items) > 0
 }
 
 // legalBases is the legal basis of disclosing each kind between Kela and a county (DOMAIN §4).
@@ -211,20 +258,27 @@ func readEntry(r *Referral, actor Actor, action AuditAction, acc Access, at time
 	return e
 }
 
-// LogAccess appends one access-log entry per referral the actor is about to be shown, in
-// their own transaction, and returns when they are durable. Call it before sending the
-// response: an error means the data must not be sent. Purpose and request id come from ctx
-// (WithAccess). No referrals, nothing to log.
+// LogAccess appends the access-log entry of the referrals the actor is about to be shown, in
+// its own transaction, and returns when it is durable: one referral's entry names it, several
+// (a list page) are the items of one entry. Call it before sending the response: an error
+// means the data must not be sent. Purpose and request id come from ctx (WithAccess). No
+// referrals, nothing to log.
 func (s *Service) LogAccess(ctx context.Context, actor Actor, action AuditAction, refs ...*Referral) error {
 	if len(refs) == 0 {
 		return nil
 	}
 	acc, now := AccessFrom(ctx), s.Clock.Now()
-	entries := make([]AuditEntry, len(refs))
-	for i, r := range refs {
-		entries[i] = readEntry(r, actor, action, acc, now)
+	if len(refs) == 1 {
+		return s.Store.AppendAudit(ctx, []AuditEntry{readEntry(refs[0], actor, action, acc, now)})
 	}
-	return s.Store.AppendAudit(ctx, entries)
+	e := newEntry(actor, action, nil, now)
+	e.Purpose, e.RequestID = acc.Purpose, acc.RequestID
+	e.Items = make([]AuditItem, len(refs))
+	for i, r := range refs {
+		e.Items[i] = AuditItem{ReferralID: r.ID, Kind: r.Kind, Sender: r.Sender, Recipient: r.Recipient,
+			Disclosure: disclosure(r, actor.Org, false)}
+	}
+	return s.Store.AppendAudit(ctx, []AuditEntry{e})
 }
 
 // LogClientSearch logs a client search: one entry per referral found, each with the keyed

@@ -164,10 +164,18 @@ func auditIndexKeys(e *domain.AuditEntry) [][]byte {
 	if e.UserID != "" && !hasNUL(e.UserID) {
 		keys = append(keys, append(append(auditTextPrefix('u', e.UserID), at...), seq...))
 	}
-	var orgs []domain.OrgID
-	for _, o := range []domain.OrgID{e.Org, e.Sender, e.Recipient} {
-		if o != "" && !hasNUL(string(o)) && !slices.Contains(orgs, o) {
-			orgs = append(orgs, o)
+	for _, it := range e.Items {
+		if id, ok := parseID(it.ReferralID); ok {
+			keys = append(keys, append(auditRefPrefix(id), seq...))
+		}
+	}
+	orgs := []domain.OrgID{e.Org, e.Sender, e.Recipient}
+	for _, it := range e.Items {
+		orgs = append(orgs, it.Sender, it.Recipient)
+	}
+	slices.Sort(orgs)
+	for _, o := range slices.Compact(orgs) {
+		if o != "" && !hasNUL(string(o)) {
 			keys = append(keys, append(append(auditTextPrefix('o', string(o)), at...), seq...))
 		}
 	}
@@ -292,7 +300,12 @@ func (db *DB) Audit(ctx context.Context, f domain.AuditFilter) (domain.AuditPage
 			if err != nil {
 				return err
 			}
-			if !e.VisibleTo(f.Org) || (!timed && !inRange(e.At, f.From, f.To)) {
+			var only []string
+			if f.ReferralID != "" {
+				only = []string{f.ReferralID}
+			}
+			e, ok := e.ViewFor(f.Org, only...)
+			if !ok || (!timed && !inRange(e.At, f.From, f.To)) {
 				continue
 			}
 			if len(page.Items) == limit {
@@ -355,8 +368,16 @@ func (db *DB) AuditOf(ctx context.Context, f domain.ExtractFilter) ([]domain.Aud
 			if err != nil {
 				return err
 			}
-			if e.VisibleTo(f.Org) {
-				out = append(out, e)
+			// A list page's entry shows the client's referrals only (those of the extract;
+			// a client-key entry names the client by itself).
+			if e.ClientKey != "" && e.ClientKey == f.ClientKey && len(e.Items) == 0 {
+				if e.VisibleTo(f.Org) {
+					out = append(out, e)
+				}
+				continue
+			}
+			if v, ok := e.ViewFor(f.Org, f.ReferralIDs...); ok {
+				out = append(out, v)
 			}
 		}
 		return nil
