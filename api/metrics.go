@@ -30,6 +30,7 @@ const (
 	MetricStoreCommits      = "referrals_store_commits_total"
 	MetricStoreWrites       = "referrals_store_writes_total"
 	MetricStorePages        = "referrals_store_pages_written_total"
+	MetricAuditPending      = "referrals_audit_index_pending_entries"
 	MetricHTTPDuration      = "referrals_http_request_duration_seconds"
 )
 
@@ -216,6 +217,8 @@ func (m *Metrics) WatchAggregates(repairs func() uint64) error {
 // StoreCounters are the store's group-commit counters (store.DB.CommitStats).
 type StoreCounters struct {
 	Commits, Writes, Pages uint64
+	// AuditPending is how many access-log entries wait to be indexed under their referrals.
+	AuditPending int
 }
 
 // WatchStore registers the group-commit counters read from stats at scrape time: committed
@@ -233,6 +236,9 @@ func (m *Metrics) WatchStore(stats func() StoreCounters) error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricStorePages,
 			Help: "Pages written to the data file since start (all transactions)."},
 			func() float64 { return float64(stats().Pages) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricAuditPending,
+			Help: "Access-log entries of list pages not yet indexed under their referrals; stays near 0 unless the indexer falls behind."},
+			func() float64 { return float64(stats().AuditPending) }),
 	} {
 		if err := m.reg.Register(c); err != nil {
 			return err

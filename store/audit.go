@@ -27,6 +27,8 @@ import (
 //	              "o" org 0x00 at seq          → (empty)  entries an organisation's auditors see, by time
 //	              "c" clientKey 0x00 seq       → (empty)  client searches and extracts
 //	privacy_meta  "audit_head"                 → seq | SHA-256 of the last entry
+//	audit_pending seq                          → (empty)  entries whose items are not yet
+//	                                                       under "r" (IndexAuditItems)
 //
 // body is the JSON of a domain.AuditEntry whose Seq is its key and whose Prev is the hex
 // SHA-256 of the previous entry's body ("" for seq 1); at is the entry's time as big-endian
@@ -36,17 +38,25 @@ import (
 // chain: compare the head with one recorded elsewhere (referrald logs it daily; VerifyAudit
 // takes it as an anchor) to catch that.
 
+//
+// A list page's entry names up to 200 referrals (Items). Putting its "r" keys in the request's
+// transaction would dirty a page of the index per referral before the answer; instead the
+// entry is marked pending, in a bucket written only at its end, and IndexAuditItems adds the
+// keys later, many entries in one transaction (an inbox shows the same referrals again and
+// again, so their keys share pages). Queries by referral read the index and then the pending
+// entries, so they see an entry as soon as it is committed.
 var (
-	bucketAudit       = []byte("audit")
-	bucketAuditIndex  = []byte("audit_index")
-	bucketPrivacyMeta = []byte("privacy_meta")
+	bucketAudit        = []byte("audit")
+	bucketAuditIndex   = []byte("audit_index")
+	bucketPrivacyMeta  = []byte("privacy_meta")
+	bucketAuditPending = []byte("audit_pending")
 
 	metaAuditHead = []byte("audit_head")
 )
 
 // openPrivacyBuckets creates the buckets of the access log and of retention.
 func openPrivacyBuckets(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bucketAudit, bucketAuditIndex, bucketPrivacyMeta, bucketClosed} {
+	for _, name := range [][]byte{bucketAudit, bucketAuditIndex, bucketPrivacyMeta, bucketClosed, bucketAuditPending} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -111,8 +121,16 @@ func appendAudit(tx *bolt.Tx, entries []domain.AuditEntry) error {
 		if err := log.Put(seqKey(seq), append(body, sum[:]...)); err != nil {
 			return fmt.Errorf("store: append audit entry %d: %w", seq, err)
 		}
-		for _, k := range auditIndexKeys(&e) {
+		keys, itemKeys := auditIndexKeys(&e)
+		for _, k := range keys {
 			if err := idx.Put(k, []byte{}); err != nil {
+				return fmt.Errorf("store: index audit entry %d: %w", seq, err)
+			}
+		}
+		if len(itemKeys) > 0 {
+			pending := tx.Bucket(bucketAuditPending)
+			pending.FillPercent = appendOnlyFill
+			if err := pending.Put(seqKey(seq), []byte{}); err != nil {
 				return fmt.Errorf("store: index audit entry %d: %w", seq, err)
 			}
 		}
@@ -151,23 +169,18 @@ func auditTextPrefix(tag byte, s string) []byte {
 	return append(k, 0)
 }
 
-// auditIndexKeys returns the index keys of an entry with its Seq set. Parts that cannot be
-// keys (a NUL byte, a referral id that is not a UUID) are left out of the index; the entry
-// is still in the chain.
-func auditIndexKeys(e *domain.AuditEntry) [][]byte {
+// auditIndexKeys returns the index keys of an entry with its Seq set: those written with the
+// entry, and the "r" keys of its items, written later (IndexAuditItems). Parts that cannot be
+// keys (a NUL byte, a referral id that is not a UUID) are left out of the index; the entry is
+// still in the chain.
+func auditIndexKeys(e *domain.AuditEntry) (keys, itemKeys [][]byte) {
 	seq := seqKey(e.Seq)
 	at := atKey(e.At)
-	var keys [][]byte
 	if id, ok := parseID(e.ReferralID); ok {
 		keys = append(keys, append(auditRefPrefix(id), seq...))
 	}
 	if e.UserID != "" && !hasNUL(e.UserID) {
 		keys = append(keys, append(append(auditTextPrefix('u', e.UserID), at...), seq...))
-	}
-	for _, it := range e.Items {
-		if id, ok := parseID(it.ReferralID); ok {
-			keys = append(keys, append(auditRefPrefix(id), seq...))
-		}
 	}
 	orgs := []domain.OrgID{e.Org, e.Sender, e.Recipient}
 	for _, it := range e.Items {
@@ -182,7 +195,88 @@ func auditIndexKeys(e *domain.AuditEntry) [][]byte {
 	if e.ClientKey != "" && !hasNUL(e.ClientKey) {
 		keys = append(keys, append(auditTextPrefix('c', e.ClientKey), seq...))
 	}
-	return keys
+	for _, it := range e.Items {
+		if id, ok := parseID(it.ReferralID); ok {
+			itemKeys = append(itemKeys, append(auditRefPrefix(id), seq...))
+		}
+	}
+	return keys, itemKeys
+}
+
+// IndexAuditItems puts the "r" keys of up to max pending entries (oldest first) in the index,
+// in one transaction through group commit, and returns how many entries it indexed. max <= 0
+// means 1000. Run it often: queries by referral read every pending entry.
+func (db *DB) IndexAuditItems(ctx context.Context, max int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if max <= 0 {
+		max = 1000
+	}
+	var n int
+	err := db.group.do(func(tx *bolt.Tx) error {
+		n = 0
+		pending, idx := tx.Bucket(bucketAuditPending), tx.Bucket(bucketAuditIndex)
+		var done [][]byte
+		c := pending.Cursor()
+		for k, _ := c.First(); k != nil && len(done) < max; k, _ = c.Next() {
+			if len(k) != 8 {
+				return fmt.Errorf("store: index audit items: malformed pending key %x", k)
+			}
+			e, err := getAuditEntry(tx, binary.BigEndian.Uint64(k))
+			if err != nil {
+				return err
+			}
+			_, itemKeys := auditIndexKeys(&e)
+			for _, ik := range itemKeys {
+				if err := idx.Put(ik, []byte{}); err != nil {
+					return fmt.Errorf("store: index audit entry %d: %w", e.Seq, err)
+				}
+			}
+			done = append(done, bytes.Clone(k))
+		}
+		for _, k := range done {
+			if err := pending.Delete(k); err != nil {
+				return fmt.Errorf("store: index audit items: %w", err)
+			}
+		}
+		n = len(done)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: index audit items: %w", err)
+	}
+	return n, nil
+}
+
+// AuditItemsPending returns how many entries wait for IndexAuditItems.
+func (db *DB) AuditItemsPending() (int, error) {
+	var n int
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketAuditPending).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// pendingSeqsOf returns the seqs, ascending, of the pending entries with an item of one of
+// the referrals ids (their "r" keys are not written yet).
+func pendingSeqsOf(tx *bolt.Tx, ids []string) ([]uint64, error) {
+	var out []uint64
+	c := tx.Bucket(bucketAuditPending).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) != 8 {
+			continue
+		}
+		e, err := getAuditEntry(tx, binary.BigEndian.Uint64(k))
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(e.Items, func(it domain.AuditItem) bool { return slices.Contains(ids, it.ReferralID) }) {
+			out = append(out, e.Seq)
+		}
+	}
+	return out, nil
 }
 
 // AppendAudit appends entries to the access log in their own transaction, through group
@@ -282,21 +376,51 @@ func (db *DB) Audit(ctx context.Context, f domain.AuditFilter) (domain.AuditPage
 	}
 	page := domain.AuditPage{Items: []domain.AuditEntry{}}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
+		// A referral's entries come from the index and, merged in seq order, from the
+		// pending entries whose items are not indexed yet.
+		var pend []uint64
+		if !timed {
+			ps, err := pendingSeqsOf(tx, []string{f.ReferralID})
+			if err != nil {
+				return err
+			}
+			for _, seq := range ps {
+				if after == nil || seq > binary.BigEndian.Uint64(after) {
+					pend = append(pend, seq)
+				}
+			}
+		}
 		c := tx.Bucket(bucketAuditIndex).Cursor()
 		seek := append(bytes.Clone(prefix), start...)
 		if after != nil && bytes.Compare(append(bytes.Clone(prefix), after...), seek) >= 0 {
 			seek = append(bytes.Clone(prefix), after...)
 		}
+		k, _ := c.Seek(seek)
 		var last []byte
-		for k, _ := c.Seek(seek); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			suffix := k[len(prefix):]
-			if len(suffix) != suffixLen || (after != nil && bytes.Compare(suffix, after) <= 0) {
-				continue
+		for {
+			var suffix []byte // the index's next key within the filter, if any
+			for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				if sfx := k[len(prefix):]; len(sfx) == suffixLen && (after == nil || bytes.Compare(sfx, after) > 0) {
+					suffix = sfx
+					break
+				}
 			}
-			if timed && !f.To.IsZero() && bytes.Compare(suffix[:8], atKey(f.To)) >= 0 {
-				break
+			if suffix != nil && timed && !f.To.IsZero() && bytes.Compare(suffix[:8], atKey(f.To)) >= 0 {
+				suffix, k = nil, nil
 			}
-			e, err := getAuditEntry(tx, binary.BigEndian.Uint64(suffix[suffixLen-8:]))
+			var seq uint64
+			switch {
+			case suffix != nil && (len(pend) == 0 || binary.BigEndian.Uint64(suffix[suffixLen-8:]) < pend[0]):
+				seq = binary.BigEndian.Uint64(suffix[suffixLen-8:])
+				suffix = bytes.Clone(suffix)
+				k, _ = c.Next()
+			case len(pend) > 0:
+				seq, pend = pend[0], pend[1:]
+				suffix = seqKey(seq) // untimed: the suffix is the seq
+			default:
+				return nil
+			}
+			e, err := getAuditEntry(tx, seq)
 			if err != nil {
 				return err
 			}
@@ -313,9 +437,8 @@ func (db *DB) Audit(ctx context.Context, f domain.AuditFilter) (domain.AuditPage
 				return nil
 			}
 			page.Items = append(page.Items, e)
-			last = bytes.Clone(suffix)
+			last = suffix
 		}
-		return nil
 	})
 	if err != nil {
 		return domain.AuditPage{}, err
@@ -360,6 +483,16 @@ func (db *DB) AuditOf(ctx context.Context, f domain.ExtractFilter) ([]domain.Aud
 					seen[seq] = true
 					seqs = append(seqs, seq)
 				}
+			}
+		}
+		ps, err := pendingSeqsOf(tx, f.ReferralIDs) // not in the index yet
+		if err != nil {
+			return err
+		}
+		for _, seq := range ps {
+			if !seen[seq] {
+				seen[seq] = true
+				seqs = append(seqs, seq)
 			}
 		}
 		slices.Sort(seqs)
@@ -442,7 +575,11 @@ func (db *DB) VerifyAudit(ctx context.Context, anchor *AuditHead) (AuditHead, er
 			if want := hex.EncodeToString(prev); e.Prev != want {
 				return &ChainError{Seq: seq, Reason: fmt.Sprintf("link to seq %d broken: that entry or this one was rewritten", seq-1)}
 			}
-			for _, ik := range auditIndexKeys(&e) {
+			keys, itemKeys := auditIndexKeys(&e)
+			if tx.Bucket(bucketAuditPending).Get(k) == nil {
+				keys = append(keys, itemKeys...) // indexed already: their keys must be there
+			}
+			for _, ik := range keys {
 				if idx.Get(ik) == nil {
 					return &ChainError{Seq: seq, Reason: "index entry missing: queries and extracts would not find this entry"}
 				}

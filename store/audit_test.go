@@ -138,7 +138,8 @@ func TestAuditTamperIsFound(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return tx.Bucket(bucketAuditIndex).Delete(auditIndexKeys(&e)[0])
+			keys, _ := auditIndexKeys(&e)
+			return tx.Bucket(bucketAuditIndex).Delete(keys[0])
 		}, 4},
 	}
 	for _, tc := range cases {
@@ -331,4 +332,120 @@ func TestChangesAreLoggedInTheirTransaction(t *testing.T) {
 	if strings.Contains(string(b), secretPID) || strings.Contains(string(b), secretName) {
 		t.Errorf("entries hold client data: %s", b)
 	}
+}
+
+// pageEntry is a list page by a Kela user at t0+minutes showing refs, all Kela → hva-90.
+func pageEntry(minutes int, refs ...string) domain.AuditEntry {
+	e := domain.AuditEntry{At: t0.Add(time.Duration(minutes) * time.Minute), Action: domain.AuditList,
+		UserID: "lister", Org: domain.Kela, Purpose: domain.PurposeBenefitProcessing}
+	for _, r := range refs {
+		e.Items = append(e.Items, domain.AuditItem{ReferralID: r, Kind: domain.KindSocialWorkNeed, Sender: domain.Kela, Recipient: "hva-90"})
+	}
+	return e
+}
+
+// TestListPageEntriesAreIndexedLater: a page entry's items are not under "r" until
+// IndexAuditItems runs, yet queries by referral and extracts find it at once, in seq order
+// with the referral's other entries and across cursor pages; the chain verifies before and
+// after, and a missing item key is caught once the entry is indexed.
+func TestListPageEntriesAreIndexedLater(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	a, b := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
+	for _, e := range []domain.AuditEntry{
+		entry("u1", domain.Kela, a, 0), // seq 1
+		pageEntry(1, a, b),             // seq 2: pending
+		entry("u1", domain.Kela, a, 2), // seq 3
+		pageEntry(3, b),                // seq 4: pending, not a's
+		pageEntry(4, a),                // seq 5: pending
+	} {
+		if err := db.AppendAudit(ctx, []domain.AuditEntry{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs := func(es []domain.AuditEntry) []uint64 {
+		var out []uint64
+		for _, e := range es {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	check := func(stage string) {
+		t.Helper()
+		p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := seqs(p.Items); fmt.Sprint(got) != "[1 2 3 5]" {
+			t.Errorf("%s: a's entries %v, want [1 2 3 5]", stage, got)
+		}
+		for _, e := range p.Items {
+			if len(e.Items) > 0 && (len(e.Items) != 1 || e.Items[0].ReferralID != a) {
+				t.Errorf("%s: entry %d not narrowed to a: %+v", stage, e.Seq, e.Items)
+			}
+		}
+		// Two at a time: the cursor crosses from indexed to pending entries.
+		var all []uint64
+		after := ""
+		for range 5 {
+			p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a, Limit: 2, After: after})
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, seqs(p.Items)...)
+			if after = p.Next; after == "" {
+				break
+			}
+		}
+		if fmt.Sprint(all) != "[1 2 3 5]" {
+			t.Errorf("%s: paged a's entries %v, want [1 2 3 5]", stage, all)
+		}
+		ext, err := db.AuditOf(ctx, domain.ExtractFilter{Org: "hva-90", ReferralIDs: []string{b}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := seqs(ext); fmt.Sprint(got) != "[2 4]" {
+			t.Errorf("%s: b's extract %v, want [2 4]", stage, got)
+		}
+		if _, err := db.VerifyAudit(ctx, nil); err != nil {
+			t.Errorf("%s: %v", stage, err)
+		}
+	}
+	if n, _ := db.AuditItemsPending(); n != 3 {
+		t.Fatalf("%d entries pending, want the 3 pages", n)
+	}
+	var rKeys int
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAuditIndex).Cursor()
+		for k, _ := c.Seek([]byte("r")); k != nil && k[0] == 'r'; k, _ = c.Next() {
+			rKeys++
+		}
+		return nil
+	})
+	if rKeys != 2 {
+		t.Fatalf("%d \"r\" keys before indexing, want the 2 single reads'", rKeys)
+	}
+	check("pending")
+
+	if n, err := db.IndexAuditItems(ctx, 2); err != nil || n != 2 {
+		t.Fatalf("IndexAuditItems(2) = %d, %v", n, err)
+	}
+	check("partly indexed")
+	if n, err := db.IndexAuditItems(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("IndexAuditItems = %d, %v, want the last 1", n, err)
+	}
+	if n, _ := db.AuditItemsPending(); n != 0 {
+		t.Fatalf("%d pending after indexing", n)
+	}
+	check("indexed")
+	if n, err := db.IndexAuditItems(ctx, 0); err != nil || n != 0 {
+		t.Fatalf("nothing pending: IndexAuditItems = %d, %v", n, err)
+	}
+	// Now the page's keys are owed: losing one is a broken log.
+	tamper(t, db, func(tx *bolt.Tx) error {
+		id := uuid.MustParse(b)
+		return tx.Bucket(bucketAuditIndex).Delete(append(auditRefPrefix(id), seqKey(4)...))
+	})
+	_, err := db.VerifyAudit(ctx, nil)
+	wantChainError(t, err, 4)
 }

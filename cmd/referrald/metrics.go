@@ -32,7 +32,8 @@ func watchMetrics(m *api.Metrics, db *store.DB, relay *broker.Relay, clock domai
 	}
 	if err := m.WatchStore(func() api.StoreCounters {
 		s := db.CommitStats()
-		return api.StoreCounters{Commits: s.Commits, Writes: s.Writes, Pages: s.Pages}
+		pending, _ := db.AuditItemsPending()
+		return api.StoreCounters{Commits: s.Commits, Writes: s.Writes, Pages: s.Pages, AuditPending: pending}
 	}); err != nil {
 		return err
 	}

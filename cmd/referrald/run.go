@@ -177,6 +177,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer wg.Done()
 		runRetention(relayCtx, db, clock, cfg.retention, retentionInterval, log)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runAuditIndexer(relayCtx, db, auditIndexInterval, log)
+	}()
 	serveErr := make(chan error, 1)
 	go func() {
 		defer wg.Done()
@@ -239,6 +244,34 @@ func tlsConfig(cfg config) (*tls.Config, error) {
 // run daily; running it hourly keeps up with a fast dev clock and costs one index seek when
 // there is nothing to erase.
 const retentionInterval = time.Hour
+
+// auditIndexInterval is how often the list pages' access-log entries are indexed under their
+// referrals (store.IndexAuditItems). Queries see pending entries anyway; the index keeps them
+// cheap.
+const auditIndexInterval = 250 * time.Millisecond
+
+// runAuditIndexer indexes pending access-log entries every interval until ctx is done, at
+// once again while a pass finds a full batch.
+func runAuditIndexer(ctx context.Context, db *store.DB, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := db.IndexAuditItems(ctx, auditIndexBatch)
+		if err != nil && ctx.Err() == nil {
+			log.Error("audit index", "err", err)
+		}
+		if n == auditIndexBatch {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+const auditIndexBatch = 1000
 
 // runRetention erases the personal data of referrals closed longer ago than retention, by the
 // business clock, at start and then every interval until ctx is done (store.EraseClosedBefore
