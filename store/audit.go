@@ -81,6 +81,70 @@ func stampAccess(ctx context.Context, ch *domain.Change) {
 	}
 }
 
+// auditBody is an entry as stored: a list page's items refer to a table of the distinct
+// disclosures (1-based d) instead of repeating each, legal-basis text and all, so a page of 50
+// referrals costs ~100 bytes a referral. Readers get the items with their disclosures again.
+// Entries stored before the table, with each item's disclosure inline, read the same.
+type auditBody struct {
+	domain.AuditEntry
+	Items       []auditBodyItem     `json:"items,omitempty"` // shadows AuditEntry.Items
+	Disclosures []domain.Disclosure `json:"disclosures,omitempty"`
+}
+
+type auditBodyItem struct {
+	ReferralID string             `json:"referral_id"`
+	Kind       domain.Kind        `json:"kind"`
+	Sender     domain.OrgID       `json:"sender"`
+	Recipient  domain.OrgID       `json:"recipient"`
+	D          int                `json:"d,omitempty"`
+	Disclosure *domain.Disclosure `json:"disclosure,omitempty"` // older entries only
+}
+
+func encodeAuditBody(e *domain.AuditEntry) ([]byte, error) {
+	if len(e.Items) == 0 {
+		return json.Marshal(e)
+	}
+	b := auditBody{AuditEntry: *e, Items: make([]auditBodyItem, len(e.Items))}
+	b.AuditEntry.Items = nil
+	for i, it := range e.Items {
+		bi := auditBodyItem{ReferralID: it.ReferralID, Kind: it.Kind, Sender: it.Sender, Recipient: it.Recipient}
+		if it.Disclosure != nil {
+			j := slices.Index(b.Disclosures, *it.Disclosure)
+			if j < 0 {
+				j = len(b.Disclosures)
+				b.Disclosures = append(b.Disclosures, *it.Disclosure)
+			}
+			bi.D = j + 1
+		}
+		b.Items[i] = bi
+	}
+	return json.Marshal(&b)
+}
+
+func decodeAuditBody(body []byte, e *domain.AuditEntry) error {
+	var b auditBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return err
+	}
+	*e = b.AuditEntry
+	e.Items = nil
+	if len(b.Items) > 0 {
+		e.Items = make([]domain.AuditItem, len(b.Items))
+	}
+	for i, bi := range b.Items {
+		it := domain.AuditItem{ReferralID: bi.ReferralID, Kind: bi.Kind, Sender: bi.Sender, Recipient: bi.Recipient, Disclosure: bi.Disclosure}
+		if bi.D > 0 {
+			if bi.D > len(b.Disclosures) {
+				return fmt.Errorf("item %d refers to disclosure %d of %d", i, bi.D, len(b.Disclosures))
+			}
+			d := b.Disclosures[bi.D-1]
+			it.Disclosure = &d
+		}
+		e.Items[i] = it
+	}
+	return nil
+}
+
 // AuditHead is the last entry of the access log: its sequence number and the hex SHA-256 of
 // its body. Recorded outside the store, it lets VerifyAudit catch a rewritten chain.
 type AuditHead struct {
@@ -113,7 +177,7 @@ func appendAudit(tx *bolt.Tx, entries []domain.AuditEntry) error {
 		if prev != nil {
 			e.Prev = hex.EncodeToString(prev)
 		}
-		body, err := json.Marshal(&e)
+		body, err := encodeAuditBody(&e)
 		if err != nil {
 			return fmt.Errorf("store: append audit entry %d: %w", seq, err)
 		}
@@ -315,7 +379,7 @@ func getAuditEntry(tx *bolt.Tx, seq uint64) (domain.AuditEntry, error) {
 	if len(v) <= sha256.Size {
 		return e, fmt.Errorf("store: audit entry %d is missing", seq)
 	}
-	if err := json.Unmarshal(v[:len(v)-sha256.Size], &e); err != nil {
+	if err := decodeAuditBody(v[:len(v)-sha256.Size], &e); err != nil {
 		return e, fmt.Errorf("store: audit entry %d: %w", seq, err)
 	}
 	return e, nil
@@ -566,7 +630,7 @@ func (db *DB) VerifyAudit(ctx context.Context, anchor *AuditHead) (AuditHead, er
 				return &ChainError{Seq: seq, Reason: "entry altered: its content does not match its digest"}
 			}
 			var e domain.AuditEntry
-			if err := json.Unmarshal(body, &e); err != nil {
+			if err := decodeAuditBody(body, &e); err != nil {
 				return &ChainError{Seq: seq, Reason: "entry unreadable"}
 			}
 			if e.Seq != seq {

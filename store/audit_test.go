@@ -449,3 +449,74 @@ func TestListPageEntriesAreIndexedLater(t *testing.T) {
 	_, err := db.VerifyAudit(ctx, nil)
 	wantChainError(t, err, 4)
 }
+
+// TestPageEntryStoresEachDisclosureOnce: a page's items sharing a disclosure store its legal
+// basis once and read back with it; an entry stored with inline disclosures (before the
+// table) reads the same.
+func TestPageEntryStoresEachDisclosureOnce(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	basis := domain.LegalBasis(domain.KindSocialWorkNeed)
+	toHki := &domain.Disclosure{From: domain.Kela, To: "hva-90", LegalBasis: basis, Consent: "given"}
+	toTre := &domain.Disclosure{From: domain.Kela, To: "hva-08", LegalBasis: basis}
+	var refs []string
+	e := pageEntry(0)
+	e.Org = "hva-90"
+	for i := range 20 {
+		ref := uuid.Must(uuid.NewV7()).String()
+		refs = append(refs, ref)
+		it := domain.AuditItem{ReferralID: ref, Kind: domain.KindSocialWorkNeed, Sender: domain.Kela, Recipient: "hva-90", Disclosure: toHki}
+		switch {
+		case i%5 == 3:
+			it.Recipient, it.Disclosure = "hva-08", toTre
+		case i%5 == 4:
+			it.Disclosure = nil
+		}
+		e.Items = append(e.Items, it)
+	}
+	if err := db.AppendAudit(ctx, []domain.AuditEntry{e}); err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		raw = append([]byte(nil), tx.Bucket(bucketAudit).Get(seqKey(1))...)
+		return nil
+	})
+	if n := strings.Count(string(raw), basis); n != 2 {
+		t.Errorf("the legal basis is stored %d times, want once per distinct disclosure (2)", n)
+	}
+	p, err := db.Audit(ctx, domain.AuditFilter{Org: "hva-90", UserID: "lister"})
+	if err != nil || len(p.Items) != 1 {
+		t.Fatalf("Audit = %v, %v", p.Items, err)
+	}
+	got := p.Items[0].Items
+	if len(got) != 20 {
+		t.Fatalf("%d items read back, want 20", len(got))
+	}
+	for i, it := range got {
+		want := e.Items[i]
+		if it.ReferralID != want.ReferralID || it.Recipient != want.Recipient ||
+			(it.Disclosure == nil) != (want.Disclosure == nil) || (it.Disclosure != nil && *it.Disclosure != *want.Disclosure) {
+			t.Errorf("item %d = %+v (disclosure %v), want %+v (disclosure %v)", i, it, it.Disclosure, want, want.Disclosure)
+		}
+	}
+
+	// An older body, each disclosure inline, decodes to the same items.
+	old, err := json.Marshal(&domain.AuditEntry{Seq: 9, Action: domain.AuditList, UserID: "u", Items: e.Items[:2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back domain.AuditEntry
+	if err := decodeAuditBody(old, &back); err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Items) != 2 || back.Items[0].Disclosure == nil || *back.Items[0].Disclosure != *toHki {
+		t.Errorf("old body decoded to %+v", back.Items)
+	}
+	if err := decodeAuditBody([]byte(`{"seq":1,"items":[{"referral_id":"x","d":3}],"disclosures":[{}]}`), &back); err == nil {
+		t.Error("an item referring past the disclosure table decoded")
+	}
+	if _, err := db.VerifyAudit(ctx, nil); err != nil {
+		t.Error(err)
+	}
+}
