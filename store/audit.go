@@ -38,7 +38,6 @@ import (
 // chain: compare the head with one recorded elsewhere (referrald logs it daily; VerifyAudit
 // takes it as an anchor) to catch that.
 
-//
 // A list page's entry names up to 200 referrals (Items). Putting its "r" keys in the request's
 // transaction would dirty a page of the index per referral before the answer; instead the
 // entry is marked pending, in a bucket written only at its end, and IndexAuditItems adds the
