@@ -50,6 +50,7 @@ type DB struct {
 	committed chan struct{}
 	keys      *Keyring    // nil: plaintext
 	stats     *statsState // stats.go: response-time aggregates
+	records   *recordCache // reccache.go: decoded referrals of list pages
 }
 
 var _ domain.Store = (*DB)(nil)
@@ -87,7 +88,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	db := &DB{bolt: bdb, group: newCommitter(bdb, opts.MaxBatchDelay, opts.MaxBatchSize),
-		committed: make(chan struct{}, 1), keys: opts.Keys, stats: newStatsState(opts)}
+		committed: make(chan struct{}, 1), keys: opts.Keys, stats: newStatsState(opts), records: newRecordCache(recordCacheMax)}
 	if err := db.initStats(); err != nil { // stats.go: after the keyring, as it may read referrals
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

@@ -52,7 +52,7 @@ func (db *DB) List(ctx context.Context, f domain.ListFilter) (domain.Page, error
 func (db *DB) page(prefix []byte, after *uuid.UUID, match func(v []byte) bool, limit int) (domain.Page, error) {
 	page := domain.Page{Items: make([]*domain.Referral, 0, min(limit, 16))}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		more, err := scanNewestFirst(tx, prefix, after, match, limit,
+		more, err := scanNewestFirst(tx, db.records.load, prefix, after, match, limit,
 			func(r *domain.Referral) { page.Items = append(page.Items, r) })
 		if more && len(page.Items) > 0 {
 			page.Next = page.Items[len(page.Items)-1].ID
@@ -76,7 +76,7 @@ func (db *DB) ClientReferrals(ctx context.Context, key string) ([]*domain.Referr
 		return out, nil
 	}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		_, err := scanNewestFirst(tx, clientPrefix(key), nil, nil, -1,
+		_, err := scanNewestFirst(tx, loadReferral, clientPrefix(key), nil, nil, -1,
 			func(r *domain.Referral) { out = append(out, r) })
 		return err
 	})
@@ -88,9 +88,9 @@ func (db *DB) ClientReferrals(ctx context.Context, key string) ([]*domain.Referr
 
 // scanNewestFirst walks the index entries prefix+id16 from just below after (or from the
 // newest) downwards, and calls emit with the referral of each entry whose value match accepts
-// (nil accepts all), at most limit times (limit < 0: no limit). It reports whether a further
+// (nil accepts all), at most limit times (limit < 0: no limit), the referral decoded by load. It reports whether a further
 // matching entry follows the last emitted one; that entry's record is not read.
-func scanNewestFirst(tx *bolt.Tx, prefix []byte, after *uuid.UUID, match func(v []byte) bool,
+func scanNewestFirst(tx *bolt.Tx, load func(*bolt.Tx, uuid.UUID) (*domain.Referral, error), prefix []byte, after *uuid.UUID, match func(v []byte) bool,
 	limit int, emit func(*domain.Referral)) (more bool, err error) {
 	var start []byte
 	if after != nil {
@@ -116,7 +116,7 @@ func scanNewestFirst(tx *bolt.Tx, prefix []byte, after *uuid.UUID, match func(v 
 			return true, nil
 		}
 		id := uuid.UUID(k[len(prefix):])
-		r, err := loadReferral(tx, id)
+		r, err := load(tx, id)
 		if err != nil {
 			return false, err
 		}

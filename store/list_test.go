@@ -219,3 +219,47 @@ func TestListErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestListServesCachedRecordsOnlyWhileUnchanged: a list page decodes a record once; when the
+// record changes (a transition, a re-encryption, an erasure) the next page decodes the new
+// version, and an erasure drops the cached copy.
+func TestListServesCachedRecordsOnlyWhileUnchanged(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	r := newReferral(orgKela, orgHelsin)
+	if err := db.Update(ctx, func(domain.Tx) (*domain.Change, error) {
+		return &domain.Change{Referrals: []*domain.Referral{r}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	list := func() *domain.Referral {
+		t.Helper()
+		p, err := db.List(ctx, domain.ListFilter{Org: orgHelsin, Direction: domain.Incoming})
+		if err != nil || len(p.Items) != 1 {
+			t.Fatalf("List = %v, %v", p.Items, err)
+		}
+		return p.Items[0]
+	}
+	first := list()
+	if second := list(); second != first {
+		t.Error("the second page decoded the unchanged record again")
+	}
+	if n := db.records.len(); n != 1 {
+		t.Errorf("cache holds %d records, want 1", n)
+	}
+	changed := *r
+	changed.Status = domain.StatusReceived
+	if err := db.Update(ctx, func(domain.Tx) (*domain.Change, error) {
+		return &domain.Change{Referrals: []*domain.Referral{&changed}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(); got == first || got.Status != domain.StatusReceived {
+		t.Errorf("after a change the page shows status %s (cached copy: %v)", got.Status, got == first)
+	}
+	id := uuid.MustParse(r.ID)
+	db.records.forget(id)
+	if n := db.records.len(); n != 0 {
+		t.Errorf("forget left %d records", n)
+	}
+}

@@ -238,6 +238,8 @@ func (db *DB) EraseClosedBefore(ctx context.Context, cutoff, now time.Time, dryR
 					entries = append(entries, *e)
 					batch.Erased++
 					batch.Messages += msgs
+					id := uuid.UUID(k[8:])
+					tx.OnCommit(func() { db.records.forget(id) }) // no decrypted copy outlives erasure
 				}
 			}
 			batch.Candidates = len(keys)

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"github.com/google/uuid"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +76,19 @@ func TestRetentionErasesOnlyWhatClosedLongAgo(t *testing.T) {
 		t.Fatalf("the dry run erased: %+v", r.Client)
 	}
 
+	// Kela's list pages cache the decoded records, the old one's name included.
+	if p, err := db.List(ctx, domain.ListFilter{Org: domain.Kela, Direction: domain.Outgoing}); err != nil || len(p.Items) != 3 {
+		t.Fatalf("Kela's list: %v, %v", p.Items, err)
+	}
+	oldID := uuid.MustParse(old)
+	if _, ok := db.records.entries[oldID]; !ok {
+		t.Fatal("the list did not cache the old referral: the check below proves nothing")
+	}
+
 	res, err := db.EraseClosedBefore(ctx, cutoff, now, false)
+	if _, ok := db.records.entries[oldID]; ok {
+		t.Error("the erased referral's decoded record is still cached")
+	}
 	if err != nil || res.Erased != 1 || res.Messages != 2 {
 		t.Fatalf("run = %+v, %v; want 1 referral and 2 messages erased", res, err)
 	}
