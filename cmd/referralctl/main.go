@@ -37,6 +37,8 @@ commands:
           audit verify --data-dir DIR [--anchor SEQ:HASH]
   retention  erase personal data of referrals closed too long ago, service stopped:
           retention --data-dir DIR [--retention 730d] [--dry-run] [--encryption-keys FILE]
+  compact  rewrite the database without its free pages, service stopped (needs disk for a copy):
+          compact --data-dir DIR
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "retention": // retention.go
 		return cmdRetention(ctx, args[1:], getenv, stdout, stderr)
+	case "compact": // compact.go
+		return cmdCompact(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

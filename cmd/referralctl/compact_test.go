@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/kela-hva/referrals/domain"
+)
+
+// TestCompactKeepsEverythingAndShrinks: after many commits the compacted file is smaller,
+// passes its check and still holds every referral, index entry, idempotency record and
+// outbox entry; a running service's file is refused.
+func TestCompactKeepsEverythingAndShrinks(t *testing.T) {
+	f := newFixture(t)
+	svc := service(f.db)
+	ctx := context.Background()
+	// Churn in other registers (Tampere, another client): each create is its own commit.
+	other := strings.NewReplacer(`"091"`, `"837"`, "131052-308T", "010101A123N").Replace(needJSON)
+	for i := range 150 {
+		var req domain.CreateRequest
+		if err := json.Unmarshal([]byte(other), &req); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := svc.Create(ctx, kelaHandler, &req, "churn-"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.outbox, _ = f.db.PendingEvents(1000); len(f.outbox) != 159 {
+		t.Fatalf("outbox %d, want 159", len(f.outbox))
+	}
+	var out, errb bytes.Buffer
+	err := run(ctx, []string{"compact", "--data-dir", f.dir}, os.Getenv, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "stop referrald") {
+		t.Fatalf("compact of an open database: %v, want a refusal", err)
+	}
+	if err := f.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(f.dir, dbFile)
+	before, _ := os.Stat(path)
+	if err := run(ctx, []string{"compact", "--data-dir", f.dir}, os.Getenv, &out, &errb); err != nil {
+		t.Fatalf("compact: %v\n%s", err, errb.String())
+	}
+	after, _ := os.Stat(path)
+	if after.Size() >= before.Size() {
+		t.Errorf("compacted file %d bytes, original %d", after.Size(), before.Size())
+	}
+	if !strings.Contains(out.String(), "consistency check ok") {
+		t.Errorf("output %q", out.String())
+	}
+	if leftovers, _ := filepath.Glob(path + ".*"); len(leftovers) != 0 {
+		t.Errorf("temporary files left: %v", leftovers)
+	}
+	f.checkRestored(t, f.dir)
+}
