@@ -273,7 +273,7 @@ func runAuditIndexer(ctx context.Context, db *store.DB, interval time.Duration, 
 	}
 }
 
-const auditIndexBatch = 32
+const auditIndexBatch = 8
 
 // runRetention erases the personal data of referrals closed longer ago than retention, by the
 // business clock, at start and then every interval until ctx is done (store.EraseClosedBefore
