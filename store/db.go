@@ -48,8 +48,8 @@ type DB struct {
 	bolt      *bolt.DB
 	group     *committer // commit.go: every write of the store's callers goes through it
 	committed chan struct{}
-	keys      *Keyring    // nil: plaintext
-	stats     *statsState // stats.go: response-time aggregates
+	keys      *Keyring     // nil: plaintext
+	stats     *statsState  // stats.go: response-time aggregates
 	records   *recordCache // reccache.go: decoded referrals of list pages
 }
 
