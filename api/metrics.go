@@ -31,6 +31,7 @@ const (
 	MetricStoreWrites       = "referrals_store_writes_total"
 	MetricStorePages        = "referrals_store_pages_written_total"
 	MetricAuditPending      = "referrals_audit_index_pending_entries"
+	MetricStoreFreePages    = "referrals_store_free_pages"
 	MetricHTTPDuration      = "referrals_http_request_duration_seconds"
 )
 
@@ -219,6 +220,9 @@ type StoreCounters struct {
 	Commits, Writes, Pages uint64
 	// AuditPending is how many access-log entries wait to be indexed under their referrals.
 	AuditPending int
+	// FreePages is how many pages of the data file are free (their list is rewritten with
+	// every commit).
+	FreePages int
 }
 
 // WatchStore registers the group-commit counters read from stats at scrape time: committed
@@ -236,6 +240,9 @@ func (m *Metrics) WatchStore(stats func() StoreCounters) error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricStorePages,
 			Help: "Pages written to the data file since start (all transactions)."},
 			func() float64 { return float64(stats().Pages) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricStoreFreePages,
+			Help: "Free pages in the data file; bbolt rewrites their list with every commit, so tens of thousands slow every write: compact the file (referralctl compact) in a maintenance window."},
+			func() float64 { return float64(stats().FreePages) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricAuditPending,
 			Help: "Access-log entries of list pages not yet indexed under their referrals; stays near 0 unless the indexer falls behind."},
 			func() float64 { return float64(stats().AuditPending) }),

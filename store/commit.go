@@ -197,15 +197,14 @@ type CommitStats struct {
 	Commits uint64 // group-commit transactions committed
 	Writes  uint64 // writes they carried: Commits/Writes is the batch size
 	Pages   uint64 // pages written by all write transactions
+	// FreePages is how many pages of the file are free: bbolt rewrites their list with every
+	// commit, so a large number slows every write (referralctl compact removes them).
+	FreePages int
 }
 
 // CommitStats returns the store's write counters.
 func (db *DB) CommitStats() CommitStats {
+	st := db.bolt.Stats()
 	return CommitStats{Commits: db.group.commits.Load(), Writes: db.group.written.Load(),
-		Pages: pagesWritten(db.bolt)}
-}
-
-func pagesWritten(b *bolt.DB) uint64 {
-	st := b.Stats()
-	return uint64(st.TxStats.GetWrite())
+		Pages: uint64(st.TxStats.GetWrite()), FreePages: st.FreePageN}
 }

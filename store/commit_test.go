@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"runtime"
@@ -10,6 +11,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/kela-hva/referrals/domain"
 )
 
 func openCommitter(t *testing.T, maxBatch int) (*bolt.DB, *committer) {
@@ -208,4 +211,52 @@ func TestCommitterClose(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCommitStats: the counters follow the writes: one commit per lone write, the pages they
+// wrote, and the free pages copy-on-write leaves behind.
+func TestCommitStats(t *testing.T) {
+	db := MustOpen(t)
+	before := db.CommitStats()
+	for range 20 {
+		createOnceT(t, db)
+	}
+	after := db.CommitStats()
+	if got := after.Writes - before.Writes; got != 20 {
+		t.Errorf("writes counted %d, want 20", got)
+	}
+	if got := after.Commits - before.Commits; got != 20 {
+		t.Errorf("commits counted %d, want 20 (one writer at a time, no delay)", got)
+	}
+	if after.Pages <= before.Pages {
+		t.Errorf("pages written %d → %d", before.Pages, after.Pages)
+	}
+	// Dropping a large bucket frees its pages: the gauge sees them.
+	big := make([]byte, 3000)
+	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("scratch"))
+		for i := 0; err == nil && i < 200; i++ {
+			err = b.Put([]byte{byte(i)}, big)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("scratch")) }); err != nil {
+		t.Fatal(err)
+	}
+	createOnceT(t, db) // a later commit releases the pages the drop freed
+	if free := db.CommitStats().FreePages; free < 150 {
+		t.Errorf("%d free pages after dropping ~200 pages of data, want at least 150", free)
+	}
+}
+
+func createOnceT(t *testing.T, db *DB) {
+	t.Helper()
+	r := newReferral(orgKela, orgHelsin)
+	if err := db.Update(context.Background(), func(domain.Tx) (*domain.Change, error) {
+		return &domain.Change{Referrals: []*domain.Referral{r}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }

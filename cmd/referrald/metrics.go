@@ -33,7 +33,7 @@ func watchMetrics(m *api.Metrics, db *store.DB, relay *broker.Relay, clock domai
 	if err := m.WatchStore(func() api.StoreCounters {
 		s := db.CommitStats()
 		pending, _ := db.AuditItemsPending()
-		return api.StoreCounters{Commits: s.Commits, Writes: s.Writes, Pages: s.Pages, AuditPending: pending}
+		return api.StoreCounters{Commits: s.Commits, Writes: s.Writes, Pages: s.Pages, AuditPending: pending, FreePages: s.FreePages}
 	}); err != nil {
 		return err
 	}

@@ -74,6 +74,9 @@ func TestMetricsAndReportAreWired(t *testing.T) {
 	// the service was idle, and pages written for them.
 	commits, writes, pages := metricValue(text, "referrals_store_commits_total"),
 		metricValue(text, "referrals_store_writes_total"), metricValue(text, "referrals_store_pages_written_total")
+	if free := metricValue(text, "referrals_store_free_pages"); free < 0 {
+		t.Errorf("no free-pages gauge")
+	}
 	if commits < 1 || writes < 5 || writes < commits || pages < commits {
 		t.Errorf("store counters: %v commits, %v writes, %v pages", commits, writes, pages)
 	}
