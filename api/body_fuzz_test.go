@@ -333,19 +333,9 @@ func FuzzClientSearch(f *testing.F) {
 	actors := []fuzzActor{fzHki, fzTre, fzKela, fzHkiAuditor}
 	f.Fuzz(func(t *testing.T, who uint8, body []byte) {
 		a := actors[int(who)%len(actors)]
-		before := s.mark(t)
-		r := s.send(t, "POST", "/v1/clients/search", a, body, body)
-		wantStatus(t, r, http.StatusOK, http.StatusBadRequest, http.StatusForbidden,
-			http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
-		if r.status != http.StatusOK {
-			s.unchanged(t, before, r)
+		r, before, q, ok := s.postPersonalID(t, "/v1/clients/search", a, body)
+		if !ok {
 			return
-		}
-		var q struct {
-			PersonalID string `json:"personal_id"`
-		}
-		if err := json.Unmarshal(body, &q); err != nil {
-			t.Fatalf("the service accepted a body encoding/json refuses: %v", err)
 		}
 		var res struct {
 			Items []domain.Referral `json:"items"`
@@ -383,19 +373,9 @@ func FuzzClientExtract(f *testing.F) {
 	actors := []fuzzActor{fzHkiAuditor, fzKelaAuditor, fzHki}
 	f.Fuzz(func(t *testing.T, who uint8, body []byte) {
 		a := actors[int(who)%len(actors)]
-		before := s.mark(t)
-		r := s.send(t, "POST", "/v1/audit/client-extract", a, body, body)
-		wantStatus(t, r, http.StatusOK, http.StatusBadRequest, http.StatusForbidden,
-			http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
-		if r.status != http.StatusOK {
-			s.unchanged(t, before, r)
+		r, before, q, ok := s.postPersonalID(t, "/v1/audit/client-extract", a, body)
+		if !ok {
 			return
-		}
-		var q struct {
-			PersonalID string `json:"personal_id"`
-		}
-		if err := json.Unmarshal(body, &q); err != nil {
-			t.Fatalf("the service accepted a body encoding/json refuses: %v", err)
 		}
 		var ex struct {
 			Referrals []string            `json:"referrals"`
@@ -419,6 +399,30 @@ func FuzzClientExtract(f *testing.F) {
 				before.audit, after.audit, before.outbox, after.outbox)
 		}
 	})
+}
+
+// personalIDQuery is the body of a client search or extract.
+type personalIDQuery struct {
+	PersonalID string `json:"personal_id"`
+}
+
+// postPersonalID posts body to path as a and checks the status is one such a body may get.
+// A refusal must have changed nothing; then ok is false. On 200 it returns what the store
+// held before and the query the body made (which encoding/json must also accept).
+func (s *fuzzStack) postPersonalID(t *testing.T, path string, a fuzzActor, body []byte) (r fuzzResponse, before storeMark, q personalIDQuery, ok bool) {
+	t.Helper()
+	before = s.mark(t)
+	r = s.send(t, "POST", path, a, body, body)
+	wantStatus(t, r, http.StatusOK, http.StatusBadRequest, http.StatusForbidden,
+		http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
+	if r.status != http.StatusOK {
+		s.unchanged(t, before, r)
+		return r, before, q, false
+	}
+	if err := json.Unmarshal(body, &q); err != nil {
+		t.Fatalf("the service accepted a body encoding/json refuses: %v", err)
+	}
+	return r, before, q, true
 }
 
 func equalIDs(a, b []string) bool {

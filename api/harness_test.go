@@ -141,12 +141,6 @@ var (
 	tampere     = func(h *harness) string { return h.token("hva-08", domain.RoleSocialWorker) }
 )
 
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
 func (r response) json(t *testing.T) map[string]any {
 	t.Helper()
 	var m map[string]any
@@ -175,41 +169,11 @@ func (h *harness) do(method, path, token string, body any, headers ...string) re
 		}
 		rd = bytes.NewReader(js)
 	}
-	req, err := http.NewRequest(method, h.srv.URL+path, rd)
-	if err != nil {
-		h.t.Fatal(err)
+	r := roundTrip(h.t, http.DefaultClient, method, h.srv.URL+path, token, rd, headers...)
+	if r.status >= 500 {
+		h.t.Errorf("%s %s: status %d: %s", method, path, r.status, r.body)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	// Every client-data operation needs a purpose; a test overrides it, or drops it with "".
-	req.Header.Set("X-Purpose", "benefit_processing")
-	for i := 0; i+1 < len(headers); i += 2 {
-		if headers[i+1] == "" {
-			req.Header.Del(headers[i])
-			continue
-		}
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
-		h.t.Errorf("%s %s: status %d with Content-Type %q, want application/problem+json", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	if resp.StatusCode >= 500 {
-		h.t.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, b)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return r
 }
 
 // Test identity codes: valid check characters, made-up people.

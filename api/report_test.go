@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -151,29 +150,8 @@ func (s *reportStack) token(org domain.OrgID, roles ...domain.Role) string {
 // get sends a GET with the token ("" for none) and returns the status and body.
 func (s *reportStack) get(path, token string, headers ...string) (int, []byte) {
 	s.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, s.srv.URL+path, nil)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
-		s.t.Errorf("GET %s: %d with Content-Type %q", path, resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	return resp.StatusCode, body
+	r := roundTrip(s.t, http.DefaultClient, http.MethodGet, s.srv.URL+path, token, nil, headers...)
+	return r.status, r.body
 }
 
 func (s *reportStack) report(path, token string) domain.ResponseTimeReport {

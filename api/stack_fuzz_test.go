@@ -138,11 +138,8 @@ func (s *fuzzStack) token(tb testing.TB, a fuzzActor) string {
 	return tok
 }
 
-type fuzzResponse struct {
-	status int
-	header http.Header
-	body   []byte
-}
+// fuzzResponse is a response of the fuzz stack.
+type fuzzResponse = response
 
 // send makes one request as a with body (nil: none; sent as application/json otherwise)
 // and X-Purpose benefit_processing, headers being name, value pairs added to the request.
@@ -154,28 +151,8 @@ func (s *fuzzStack) send(tb testing.TB, method, path string, a fuzzActor, body, 
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, s.srv.URL+path, rd)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Authorization", "Bearer "+s.token(tb, a))
-	req.Header.Set("X-Purpose", "benefit_processing")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := s.srv.Client().Do(req)
-	if err != nil {
-		tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		tb.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	r := fuzzResponse{status: resp.StatusCode, header: resp.Header, body: b}
+	r := roundTrip(tb, s.srv.Client(), method, s.srv.URL+path, s.token(tb, a), rd, headers...)
+	b := r.body
 	pids := identityCodes(input)
 	if r.status >= 500 {
 		tb.Fatalf("%s %s: status %d (input %q): %s", method, path, r.status, input, b)

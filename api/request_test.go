@@ -1,0 +1,54 @@
+package api_test
+
+import (
+	"io"
+	"net/http"
+	"testing"
+)
+
+// response is what a test request got back.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// roundTrip sends method url with the bearer token ("" for none) and body (nil for none,
+// else sent as application/json), X-Purpose benefit_processing (every client-data operation
+// needs one), then the header pairs, where an empty value removes the header; it reads the
+// whole answer. Any 4xx or 5xx must come as application/problem+json. Every API test sends
+// through it.
+func roundTrip(tb testing.TB, client *http.Client, method, url, token string, body io.Reader, headers ...string) response {
+	tb.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("X-Purpose", "benefit_processing")
+	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+			continue
+		}
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+		tb.Errorf("%s %s: status %d with Content-Type %q, want application/problem+json", method, url, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
