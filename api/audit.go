@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/kela-hva/referrals/domain"
 	"github.com/labstack/echo/v4"
 )
@@ -86,6 +88,9 @@ func auditFilter(c echo.Context) (domain.AuditFilter, error) {
 	f := domain.AuditFilter{ReferralID: q.Get("referral"), UserID: q.Get("user"), After: q.Get("cursor")}
 	if f.ReferralID != "" && f.UserID != "" {
 		v.Add("", "query parameters referral and user: give one, not both")
+	}
+	if id, err := uuid.Parse(f.ReferralID); err == nil && len(f.ReferralID) == 36 {
+		f.ReferralID = id.String() // the canonical lowercase form the log stores
 	}
 	if len(f.UserID) > 128 || strings.IndexByte(f.UserID, 0) >= 0 {
 		v.Add("", "query parameter user: must be a user id of at most 128 characters")

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ type Authenticator struct {
 	now      func() time.Time
 	leeway   time.Duration
 	cache    *tokenCache // tokencache.go; nil: verify every time
+	jwks     bool        // keys come from a JWKS, which can change while the service runs
 }
 
 // AuthConfig configures token verification: either static Keys or a JWKS (file or URL).
@@ -104,7 +106,7 @@ func NewAuthenticator(cfg AuthConfig, reg *domain.Registry) (*Authenticator, err
 		now = cfg.Now
 		opts = append(opts, jwt.WithTimeFunc(cfg.Now))
 	}
-	a := &Authenticator{keyfunc: kf, parser: jwt.NewParser(opts...), registry: reg, now: now, leeway: cfg.Leeway}
+	a := &Authenticator{keyfunc: kf, parser: jwt.NewParser(opts...), registry: reg, now: now, leeway: cfg.Leeway, jwks: cfg.JWKS != nil}
 	switch {
 	case cfg.CacheTTL == 0:
 		a.cache = newTokenCache(DefaultTokenCacheTTL, tokenCacheMax)
@@ -167,16 +169,21 @@ func (a *Authenticator) Authenticate(header string) (domain.Actor, error) {
 	}
 	if a.cache != nil && c.ExpiresAt != nil { // exp is required: the parser refused a token without
 		e := cachedToken{actor: actor}
+		e.actor.Roles = slices.Clone(actor.Roles) // the caller's copy stays the caller's
 		e.kid, _ = tok.Header["kid"].(string)
 		e.alg, _ = tok.Header["alg"].(string)
-		a.cache.put(key, e, c.ExpiresAt.Add(a.leeway), a.now())
+		// Without a kid, only static keys (which never change here) let a hit skip the key
+		// check: a JWKS may withdraw the key that verified it.
+		if e.kid != "" || !a.jwks {
+			a.cache.put(key, e, c.ExpiresAt.Add(a.leeway), a.now())
+		}
 	}
 	return actor, nil
 }
 
 // keyStillThere reports whether the key a cached token named by kid is still in the key set
-// (a JWKS lookup by kid, no signature check). Tokens without a kid were checked against the
-// static keys, which do not change while the service runs.
+// (a JWKS lookup by kid, no signature check). Tokens without a kid are cached only when the
+// keys are static, which do not change while the service runs.
 func (a *Authenticator) keyStillThere(e cachedToken) bool {
 	if e.kid == "" {
 		return true

@@ -14,7 +14,8 @@ import (
 // token, never the token itself. An entry lives until the token expires (with the leeway the
 // parser allows) or for ttl after it verified, whichever is sooner; a hit on a token that named
 // its key (kid) also asks the key set whether that key is still there, so a key withdrawn
-// from a JWKS stops working at once. Tokens that fail are never cached.
+// from a JWKS stops working at once. With a JWKS, tokens without a kid are not cached (the
+// key that verified them is unknown); tokens that fail never are.
 type tokenCache struct {
 	ttl time.Duration
 	max int

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"crypto"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,15 +13,17 @@ import (
 	"github.com/kela-hva/referrals/domain"
 )
 
-// countingKeys is a key function over the test key that counts its calls: one per signature
-// check, and one per cache hit on a token that names a kid.
+// countingKeys is a key function over the test key that counts the signature checks it
+// serves (the parser's calls, with the raw token; a cache hit only looks the kid up).
 type countingKeys struct {
 	calls   atomic.Int32
 	removed atomic.Bool // the kid "k1" has left the key set
 }
 
 func (k *countingKeys) keyfunc(t *jwt.Token) (any, error) {
-	k.calls.Add(1)
+	if t.Raw != "" {
+		k.calls.Add(1)
+	}
 	if kid, _ := t.Header["kid"].(string); kid == "k1" && k.removed.Load() {
 		return nil, jwt.ErrTokenUnverifiable
 	}
@@ -70,7 +73,7 @@ func TestTokenCache(t *testing.T) {
 	t.Run("a repeated token is verified once", func(t *testing.T) {
 		now = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 		a, k := newAuth(t, 0)
-		tok := mint(t, "", time.Hour)
+		tok := mint(t, "k2", time.Hour)
 		for range 5 {
 			actor, err := auth(t, a, tok)
 			if err != nil || actor.UserID != "u1" || actor.Org != domain.Kela || len(actor.Roles) != 1 {
@@ -85,7 +88,7 @@ func TestTokenCache(t *testing.T) {
 	t.Run("an expired token is refused even when cached", func(t *testing.T) {
 		now = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 		a, _ := newAuth(t, time.Hour)
-		tok := mint(t, "", 10*time.Minute)
+		tok := mint(t, "k2", 10*time.Minute)
 		if _, err := auth(t, a, tok); err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +105,7 @@ func TestTokenCache(t *testing.T) {
 	t.Run("a cached token is verified again after the ttl", func(t *testing.T) {
 		now = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 		a, k := newAuth(t, time.Minute)
-		tok := mint(t, "", time.Hour)
+		tok := mint(t, "k2", time.Hour)
 		_, _ = auth(t, a, tok)
 		now = now.Add(59 * time.Second)
 		_, _ = auth(t, a, tok)
@@ -135,7 +138,7 @@ func TestTokenCache(t *testing.T) {
 	t.Run("a failing token is never cached", func(t *testing.T) {
 		now = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 		a, k := newAuth(t, time.Hour)
-		tok := mint(t, "", time.Hour)
+		tok := mint(t, "k2", time.Hour)
 		bad := tok[:len(tok)-4] + "AAAA" // a broken signature
 		for range 3 {
 			if _, err := auth(t, a, bad); domain.ErrorCode(err) != domain.EUnauthorized {
@@ -146,10 +149,42 @@ func TestTokenCache(t *testing.T) {
 			t.Errorf("key function called %d times for 3 bad tokens, want 3 (no caching)", n)
 		}
 	})
+	t.Run("with a JWKS a token without kid is checked every time", func(t *testing.T) {
+		now = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+		a, k := newAuth(t, time.Hour)
+		tok := mint(t, "", time.Hour)
+		for range 3 {
+			if _, err := auth(t, a, tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := k.calls.Load(); n != 3 {
+			t.Errorf("%d signature checks for 3 uses, want 3: the key that verified it may leave the set", n)
+		}
+	})
+	t.Run("static keys cache a token without kid", func(t *testing.T) {
+		now = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+		a, err := api.NewAuthenticator(api.AuthConfig{Keys: []crypto.PublicKey{testKey.Public()}, Issuer: api.DevIssuer,
+			Audience: api.Audience, Now: clock}, domain.DefaultRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := mint(t, "", time.Hour)
+		if _, err := auth(t, a, tok); err != nil {
+			t.Fatal(err)
+		}
+		// The same token with a broken signature is a different token: refused.
+		if _, err := auth(t, a, tok[:len(tok)-4]+"AAAA"); domain.ErrorCode(err) != domain.EUnauthorized {
+			t.Errorf("broken signature: %v", err)
+		}
+		if _, err := auth(t, a, tok); err != nil {
+			t.Errorf("cached token: %v", err)
+		}
+	})
 	t.Run("a negative ttl turns the cache off", func(t *testing.T) {
 		now = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 		a, k := newAuth(t, -1)
-		tok := mint(t, "", time.Hour)
+		tok := mint(t, "k2", time.Hour)
 		for range 3 {
 			if _, err := auth(t, a, tok); err != nil {
 				t.Fatal(err)

@@ -284,11 +284,15 @@ func (db *DB) IndexAuditItems(ctx context.Context, max int) (int, error) {
 		c := pending.Cursor()
 		for k, _ := c.First(); k != nil && len(done) < max; k, _ = c.Next() {
 			if len(k) != 8 {
-				return fmt.Errorf("store: index audit items: malformed pending key %x", k)
+				done = append(done, bytes.Clone(k)) // nothing to index; VerifyAudit names it
+				continue
 			}
 			e, err := getAuditEntry(tx, binary.BigEndian.Uint64(k))
 			if err != nil {
-				return err
+				// A missing or unreadable entry: the chain check names it; indexing the
+				// others must go on.
+				done = append(done, bytes.Clone(k))
+				continue
 			}
 			_, itemKeys := auditIndexKeys(&e)
 			for _, ik := range itemKeys {
@@ -333,7 +337,7 @@ func pendingSeqsOf(tx *bolt.Tx, ids []string) ([]uint64, error) {
 		}
 		e, err := getAuditEntry(tx, binary.BigEndian.Uint64(k))
 		if err != nil {
-			return nil, err
+			continue // a broken entry: VerifyAudit names it; it must not stop every query
 		}
 		if slices.ContainsFunc(e.Items, func(it domain.AuditItem) bool { return slices.Contains(ids, it.ReferralID) }) {
 			out = append(out, e.Seq)
@@ -418,6 +422,7 @@ func (db *DB) Audit(ctx context.Context, f domain.AuditFilter) (domain.AuditPage
 		if !ok {
 			return domain.AuditPage{}, domain.Errorf(domain.EMalformed, "referral must be a UUID")
 		}
+		f.ReferralID = id.String() // entries hold the canonical form; the caller may not
 		prefix, timed = auditRefPrefix(id), false
 	case f.UserID != "":
 		prefix = auditTextPrefix('u', f.UserID)
@@ -525,11 +530,14 @@ func (db *DB) AuditOf(ctx context.Context, f domain.ExtractFilter) ([]domain.Aud
 		return out, nil
 	}
 	var prefixes [][]byte
+	var ids []string // canonical: entries hold that form
 	for _, id := range f.ReferralIDs {
 		if uid, ok := parseID(id); ok {
 			prefixes = append(prefixes, auditRefPrefix(uid))
+			ids = append(ids, uid.String())
 		}
 	}
+	f.ReferralIDs = ids
 	if f.ClientKey != "" && !hasNUL(f.ClientKey) {
 		prefixes = append(prefixes, auditTextPrefix('c', f.ClientKey))
 	}
@@ -657,6 +665,17 @@ func (db *DB) VerifyAudit(ctx context.Context, anchor *AuditHead) (AuditHead, er
 			next++
 		}
 		last := next - 1
+		// Every pending mark names an entry of a list page (its items' keys are owed later).
+		pc := tx.Bucket(bucketAuditPending).Cursor()
+		for k, _ := pc.First(); k != nil; k, _ = pc.Next() {
+			if len(k) != 8 || binary.BigEndian.Uint64(k) == 0 || binary.BigEndian.Uint64(k) > last {
+				return &ChainError{Seq: last + 1, Reason: fmt.Sprintf("pending index mark %x names no entry", k)}
+			}
+			seq := binary.BigEndian.Uint64(k)
+			if e, err := getAuditEntry(tx, seq); err != nil || len(e.Items) == 0 {
+				return &ChainError{Seq: seq, Reason: "pending index mark on an entry without items"}
+			}
+		}
 		hseq, hsum := readHead(tx.Bucket(bucketPrivacyMeta))
 		switch {
 		case hseq > last:

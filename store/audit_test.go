@@ -520,3 +520,33 @@ func TestPageEntryStoresEachDisclosureOnce(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestBadPendingMarks: a pending mark on an entry without items, or past the log's end, is a
+// broken log for VerifyAudit; the indexer drops such marks and goes on with the others.
+func TestBadPendingMarks(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	ref := mustAppend(t, db, 1)                                                         // seq 1: a single read
+	if err := db.AppendAudit(ctx, []domain.AuditEntry{pageEntry(5, ref)}); err != nil { // seq 2
+		t.Fatal(err)
+	}
+	tamper(t, db, func(tx *bolt.Tx) error { return tx.Bucket(bucketAuditPending).Put(seqKey(1), []byte{}) })
+	_, err := db.VerifyAudit(ctx, nil)
+	wantChainError(t, err, 1)
+	tamper(t, db, func(tx *bolt.Tx) error {
+		pb := tx.Bucket(bucketAuditPending)
+		return errors.Join(pb.Delete(seqKey(1)), pb.Put(seqKey(9), []byte{}))
+	})
+	_, err = db.VerifyAudit(ctx, nil)
+	wantChainError(t, err, 3)
+	// The referral's log still answers, and the indexer indexes seq 2 and drops the bad mark.
+	if p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: ref}); err != nil || len(p.Items) != 2 {
+		t.Fatalf("referral log with a bad mark: %d entries, %v", len(p.Items), err)
+	}
+	if n, err := db.IndexAuditItems(ctx, 0); err != nil || n != 2 {
+		t.Fatalf("IndexAuditItems = %d, %v; want both marks handled", n, err)
+	}
+	if _, err := db.VerifyAudit(ctx, nil); err != nil {
+		t.Errorf("after indexing: %v", err)
+	}
+}

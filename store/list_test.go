@@ -258,8 +258,21 @@ func TestListServesCachedRecordsOnlyWhileUnchanged(t *testing.T) {
 		t.Errorf("after a change the page shows status %s (cached copy: %v)", got.Status, got == first)
 	}
 	id := uuid.MustParse(r.ID)
-	db.records.forget(id)
+	// An erasure forgets the record; a read on a snapshot from before the erasure must not
+	// put the old record back.
+	old, err := db.bolt.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Rollback()
+	db.records.forget(id, old.ID()+1)
 	if n := db.records.len(); n != 0 {
 		t.Errorf("forget left %d records", n)
+	}
+	if r, err := db.records.load(old, id); err != nil || r == nil {
+		t.Fatalf("load on the old snapshot: %v, %v", r, err)
+	}
+	if n := db.records.len(); n != 0 {
+		t.Errorf("a read older than the erasure cached its record (%d cached)", n)
 	}
 }

@@ -23,6 +23,9 @@ type recordCache struct {
 	mu      sync.Mutex
 	max     int
 	entries map[uuid.UUID]cachedRecord
+	// floor is the id of the last transaction that erased a record: a read that began
+	// before it may hold a record it erased, and stores nothing.
+	floor int
 }
 
 type cachedRecord struct {
@@ -56,6 +59,9 @@ func (c *recordCache) load(tx *bolt.Tx, id uuid.UUID) (*domain.Referral, error) 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if tx.ID() < c.floor {
+		return r, nil // an older snapshot than the last erasure: use it, do not keep it
+	}
 	if len(c.entries) >= c.max {
 		n := 0
 		for k := range c.entries { // map order is random: drop a quarter
@@ -69,10 +75,12 @@ func (c *recordCache) load(tx *bolt.Tx, id uuid.UUID) (*domain.Referral, error) 
 	return r, nil
 }
 
-// forget drops id's record.
-func (c *recordCache) forget(id uuid.UUID) {
+// forget drops id's record, erased by the transaction txID, and keeps reads that began
+// before it from storing what they read.
+func (c *recordCache) forget(id uuid.UUID, txID int) {
 	c.mu.Lock()
 	delete(c.entries, id)
+	c.floor = max(c.floor, txID)
 	c.mu.Unlock()
 }
 

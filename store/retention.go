@@ -238,8 +238,8 @@ func (db *DB) EraseClosedBefore(ctx context.Context, cutoff, now time.Time, dryR
 					entries = append(entries, *e)
 					batch.Erased++
 					batch.Messages += msgs
-					id := uuid.UUID(k[8:])
-					tx.OnCommit(func() { db.records.forget(id) }) // no decrypted copy outlives erasure
+					id, txID := uuid.UUID(k[8:]), tx.ID()
+					tx.OnCommit(func() { db.records.forget(id, txID) }) // no decrypted copy outlives erasure
 				}
 			}
 			batch.Candidates = len(keys)

@@ -36,10 +36,13 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("compact: no database: %w", err)
 	}
 	start := time.Now()
-	tmp, err := compactTo(ctx, path)
+	tmp, src, err := compactTo(ctx, path)
 	if err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
+	// The original stays open (locked) until the copy has replaced it: a referrald started
+	// meanwhile waits instead of writing to a file about to be swapped out.
+	defer src.Close()
 	keep := false
 	defer func() {
 		if !keep {
@@ -67,18 +70,27 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 // compactTo copies the database at path into a new file next to it and returns the new
-// file's name. The original is held read-only (a running referrald holds it exclusively, so
-// this fails then, and referrald cannot start meanwhile). The copy is synced, and holds as
-// many keys in each top-level bucket as the original.
-func compactTo(ctx context.Context, path string) (string, error) {
+// file's name and the original, still open: it is held read-only (a running referrald holds
+// it exclusively, so this fails then, and referrald cannot start while it is held). The
+// caller closes it once done with the copy. The copy is synced, and holds as many keys in
+// each top-level bucket as the original.
+func compactTo(ctx context.Context, path string) (string, *bolt.DB, error) {
 	src, err := openReadOnly(path)
 	if errors.Is(err, berrors.ErrTimeout) {
-		return "", fmt.Errorf("%s is locked: stop referrald first", path)
+		return "", nil, fmt.Errorf("%s is locked: stop referrald first", path)
 	}
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	defer src.Close()
+	name, err := compactFrom(ctx, src, path)
+	if err != nil {
+		src.Close()
+		return "", nil, err
+	}
+	return name, src, nil
+}
+
+func compactFrom(ctx context.Context, src *bolt.DB, path string) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.compact")
 	if err != nil {
 		return "", err
