@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -147,6 +148,9 @@ func FuzzTransition(f *testing.F) {
 		if !headerValue(ifMatch) {
 			return // not sendable over HTTP
 		}
+		// Events a failed run left behind (the fuzzer re-runs inputs in this process while
+		// it minimises a failure) must not be blamed on this one.
+		s.drain(t, nil)
 		k, tr := int(kind)%len(fuzzKinds), int(transition)%len(fuzzTransitions)
 		id := ready(t, k, tr)
 		a := fuzzKinds[k].recipient
@@ -178,7 +182,8 @@ func FuzzTransition(f *testing.F) {
 			t.Fatalf("version %d after a transition from version %d", ref.Version, old.Version)
 		}
 		var b transitionBody
-		if len(body) > 0 && json.Unmarshal(body, &b) != nil {
+		// A body of nothing but white space is an empty body: {} for these transitions.
+		if len(bytes.TrimSpace(body)) > 0 && json.Unmarshal(body, &b) != nil {
 			t.Fatalf("the service accepted a body encoding/json refuses: %s", body)
 		}
 		checkRecorded(t, fuzzTransitions[tr].path, b, &ref)
