@@ -464,6 +464,10 @@ func (db *DB) Audit(ctx context.Context, f domain.AuditFilter) (domain.AuditPage
 			seek = append(bytes.Clone(prefix), after...)
 		}
 		k, _ := c.Seek(seek)
+		var only []string // a referral's query shows each entry narrowed to it
+		if f.ReferralID != "" {
+			only = []string{f.ReferralID}
+		}
 		var last []byte
 		for {
 			var suffix []byte // the index's next key within the filter, if any
@@ -491,10 +495,6 @@ func (db *DB) Audit(ctx context.Context, f domain.AuditFilter) (domain.AuditPage
 			e, err := getAuditEntry(tx, seq)
 			if err != nil {
 				return err
-			}
-			var only []string
-			if f.ReferralID != "" {
-				only = []string{f.ReferralID}
 			}
 			e, ok := e.ViewFor(f.Org, only...)
 			if !ok || (!timed && !inRange(e.At, f.From, f.To)) {

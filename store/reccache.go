@@ -53,9 +53,9 @@ func (c *recordCache) load(tx *bolt.Tx, id uuid.UUID) (*domain.Referral, error) 
 	if ok && bytes.Equal(e.stored, v) {
 		return e.ref, nil
 	}
-	r, err := loadReferral(tx, id)
-	if err != nil || r == nil {
-		return r, err
+	r, err := decodeReferral(tx, id, v) // v, already read: no second lookup
+	if err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

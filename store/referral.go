@@ -61,6 +61,11 @@ func loadReferral(tx *bolt.Tx, id uuid.UUID) (*domain.Referral, error) {
 	if v == nil {
 		return nil, nil
 	}
+	return decodeReferral(tx, id, v)
+}
+
+// decodeReferral opens and decodes v, the stored value of the referral with id.
+func decodeReferral(tx *bolt.Tx, id uuid.UUID, v []byte) (*domain.Referral, error) {
 	v, err := openValue(tx, bucketReferrals, id[:], v) // crypt.go
 	if err != nil {
 		return nil, fmt.Errorf("store: get referral %s: %w", id, err)
