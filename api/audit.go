@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -111,11 +110,7 @@ func auditFilter(c echo.Context) (domain.AuditFilter, error) {
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		v.Add("", "query parameters from and to: from must be before to")
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 200 {
-			v.Add("", "query parameter limit: must be 1–200")
-		}
+	if n, ok := queryLimit(q, &v); ok {
 		f.Limit = n
 	}
 	if len(v) > 0 {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -180,4 +181,18 @@ func plainName(s string) bool {
 		}
 	}
 	return true
+}
+
+// queryLimit reads the page-size query parameter limit, reporting whether it was given;
+// a value that is not a whole number 1–200 adds a violation to v.
+func queryLimit(q url.Values, v *domain.Violations) (int, bool) {
+	l := q.Get("limit")
+	if l == "" {
+		return 0, false
+	}
+	n, err := strconv.Atoi(l)
+	if err != nil || n < 1 || n > 200 {
+		v.Add("", "query parameter limit: must be 1–200")
+	}
+	return n, true
 }

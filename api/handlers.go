@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/kela-hva/referrals/domain"
 	"github.com/labstack/echo/v4"
@@ -167,11 +166,7 @@ func listFilter(c echo.Context, cursors cursorCodec) (domain.ListFilter, bool, e
 	default:
 		v.Add("", "query parameter overdue: must be true or false")
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 200 {
-			v.Add("", "query parameter limit: must be 1–200")
-		}
+	if n, ok := queryLimit(q, &v); ok {
 		f.Limit = n
 	}
 	if len(v) > 0 {
