@@ -27,8 +27,9 @@ import (
 //	              "o" org 0x00 at seq          → (empty)  entries an organisation's auditors see, by time
 //	              "c" clientKey 0x00 seq       → (empty)  client searches and extracts
 //	privacy_meta  "audit_head"                 → seq | SHA-256 of the last entry
-//	audit_pending seq                          → (empty)  entries whose items are not yet
-//	                                                       under "r" (IndexAuditItems)
+//	              "audit_marks_pruned"         → seq      marks up to seq were deleted
+//	audit_pending seq                          → (empty)  list pages whose items may not be
+//	                                                       indexed yet (auditidx.go)
 //
 // body is the JSON of a domain.AuditEntry whose Seq is its key and whose Prev is the hex
 // SHA-256 of the previous entry's body ("" for seq 1); at is the entry's time as big-endian
@@ -41,9 +42,11 @@ import (
 // A list page's entry names up to 200 referrals (Items). Putting its "r" keys in the request's
 // transaction would dirty a page of the index per referral before the answer; instead the
 // entry is marked pending, in a bucket written only at its end, and IndexAuditItems adds the
-// keys later, many entries in one transaction (an inbox shows the same referrals again and
-// again, so their keys share pages). Queries by referral read the index and then the pending
-// entries, so they see an entry as soon as it is committed.
+// keys later to a file of their own (auditidx.go), many entries in one transaction (an inbox
+// shows the same referrals again and again, so their keys share pages). Queries by referral
+// read the index, the items file and the pending entries, so they see an entry as soon as it
+// is committed. ("r" keys of list pages indexed before the items file existed stay in
+// audit_index and are read as well.)
 var (
 	bucketAudit        = []byte("audit")
 	bucketAuditIndex   = []byte("audit_index")
@@ -266,86 +269,6 @@ func auditIndexKeys(e *domain.AuditEntry) (keys, itemKeys [][]byte) {
 	return keys, itemKeys
 }
 
-// IndexAuditItems puts the "r" keys of up to max pending entries (oldest first) in the index,
-// in one transaction through group commit, and returns how many entries it indexed. max <= 0
-// means 1000. Run it often: queries by referral read every pending entry.
-func (db *DB) IndexAuditItems(ctx context.Context, max int) (int, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	if max <= 0 {
-		max = 1000
-	}
-	var n int
-	err := db.group.do(func(tx *bolt.Tx) error {
-		n = 0
-		pending, idx := tx.Bucket(bucketAuditPending), tx.Bucket(bucketAuditIndex)
-		var done [][]byte
-		c := pending.Cursor()
-		for k, _ := c.First(); k != nil && len(done) < max; k, _ = c.Next() {
-			if len(k) != 8 {
-				done = append(done, bytes.Clone(k)) // nothing to index; VerifyAudit names it
-				continue
-			}
-			e, err := getAuditEntry(tx, binary.BigEndian.Uint64(k))
-			if err != nil {
-				// A missing or unreadable entry: the chain check names it; indexing the
-				// others must go on.
-				done = append(done, bytes.Clone(k))
-				continue
-			}
-			_, itemKeys := auditIndexKeys(&e)
-			for _, ik := range itemKeys {
-				if err := idx.Put(ik, []byte{}); err != nil {
-					return fmt.Errorf("store: index audit entry %d: %w", e.Seq, err)
-				}
-			}
-			done = append(done, bytes.Clone(k))
-		}
-		for _, k := range done {
-			if err := pending.Delete(k); err != nil {
-				return fmt.Errorf("store: index audit items: %w", err)
-			}
-		}
-		n = len(done)
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("store: index audit items: %w", err)
-	}
-	return n, nil
-}
-
-// AuditItemsPending returns how many entries wait for IndexAuditItems.
-func (db *DB) AuditItemsPending() (int, error) {
-	var n int
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketAuditPending).Stats().KeyN
-		return nil
-	})
-	return n, err
-}
-
-// pendingSeqsOf returns the seqs, ascending, of the pending entries with an item of one of
-// the referrals ids (their "r" keys are not written yet).
-func pendingSeqsOf(tx *bolt.Tx, ids []string) ([]uint64, error) {
-	var out []uint64
-	c := tx.Bucket(bucketAuditPending).Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if len(k) != 8 {
-			continue
-		}
-		e, err := getAuditEntry(tx, binary.BigEndian.Uint64(k))
-		if err != nil {
-			continue // a broken entry: VerifyAudit names it; it must not stop every query
-		}
-		if slices.ContainsFunc(e.Items, func(it domain.AuditItem) bool { return slices.Contains(ids, it.ReferralID) }) {
-			out = append(out, e.Seq)
-		}
-	}
-	return out, nil
-}
-
 // AppendAudit appends entries to the access log in their own transaction, through group
 // commit, and returns when they are durable. Entries without a Purpose or RequestID get
 // those of ctx (domain.WithAccess).
@@ -445,18 +368,19 @@ func (db *DB) Audit(ctx context.Context, f domain.AuditFilter) (domain.AuditPage
 	page := domain.AuditPage{Items: []domain.AuditEntry{}}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		// A referral's entries come from the index and, merged in seq order, from the
-		// pending entries whose items are not indexed yet.
+		// list pages that name it: those in the items file and those still pending.
 		var pend []uint64
 		if !timed {
-			ps, err := pendingSeqsOf(tx, []string{f.ReferralID})
+			err := db.itemsView(tx, func(items *bolt.Bucket, through uint64) error {
+				pend = append(itemSeqs(items, prefix, after, through), pendingSeqsOf(tx, through, []string{f.ReferralID})...)
+				return nil
+			})
 			if err != nil {
 				return err
 			}
-			for _, seq := range ps {
-				if after == nil || seq > binary.BigEndian.Uint64(after) {
-					pend = append(pend, seq)
-				}
-			}
+			pend = slices.DeleteFunc(pend, func(seq uint64) bool { return after != nil && seq <= binary.BigEndian.Uint64(after) })
+			slices.Sort(pend)
+			pend = slices.Compact(pend)
 		}
 		c := tx.Bucket(bucketAuditIndex).Cursor()
 		seek := append(bytes.Clone(prefix), start...)
@@ -482,10 +406,13 @@ func (db *DB) Audit(ctx context.Context, f domain.AuditFilter) (domain.AuditPage
 			}
 			var seq uint64
 			switch {
-			case suffix != nil && (len(pend) == 0 || binary.BigEndian.Uint64(suffix[suffixLen-8:]) < pend[0]):
+			case suffix != nil && (len(pend) == 0 || binary.BigEndian.Uint64(suffix[suffixLen-8:]) <= pend[0]):
 				seq = binary.BigEndian.Uint64(suffix[suffixLen-8:])
 				suffix = bytes.Clone(suffix)
 				k, _ = c.Next()
+				if len(pend) > 0 && pend[0] == seq { // indexed in both files (before the items file)
+					pend = pend[1:]
+				}
 			case len(pend) > 0:
 				seq, pend = pend[0], pend[1:]
 				suffix = seqKey(seq) // untimed: the suffix is the seq
@@ -556,15 +483,24 @@ func (db *DB) AuditOf(ctx context.Context, f domain.ExtractFilter) ([]domain.Aud
 				}
 			}
 		}
-		ps, err := pendingSeqsOf(tx, f.ReferralIDs) // not in the index yet
+		err := db.itemsView(tx, func(items *bolt.Bucket, through uint64) error {
+			var more []uint64
+			for _, p := range prefixes {
+				if p[0] == 'r' {
+					more = append(more, itemSeqs(items, p, nil, through)...)
+				}
+			}
+			more = append(more, pendingSeqsOf(tx, through, f.ReferralIDs)...) // not in the items file yet
+			for _, seq := range more {
+				if !seen[seq] {
+					seen[seq] = true
+					seqs = append(seqs, seq)
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			return err
-		}
-		for _, seq := range ps {
-			if !seen[seq] {
-				seen[seq] = true
-				seqs = append(seqs, seq)
-			}
 		}
 		slices.Sort(seqs)
 		for _, seq := range seqs {
@@ -611,6 +547,26 @@ func (e *ChainError) Error() string {
 func (db *DB) VerifyAudit(ctx context.Context, anchor *AuditHead) (AuditHead, error) {
 	var head AuditHead
 	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return db.itemsView(tx, func(items *bolt.Bucket, through uint64) error {
+			var err error
+			head, err = verifyAudit(ctx, tx, items, through, anchor)
+			return err
+		})
+	})
+	if err != nil {
+		if _, ok := errors.AsType[*ChainError](err); ok {
+			return head, err
+		}
+		return head, fmt.Errorf("store: verify audit: %w", err)
+	}
+	return head, nil
+}
+
+// verifyAudit is VerifyAudit in tx, with the items file's bucket and "through" as itemsView
+// gives them.
+func verifyAudit(ctx context.Context, tx *bolt.Tx, items *bolt.Bucket, through uint64, anchor *AuditHead) (AuditHead, error) {
+	var head AuditHead
+	err := func() error {
 		idx := tx.Bucket(bucketAuditIndex)
 		var prev []byte
 		next := uint64(1)
@@ -647,11 +603,18 @@ func (db *DB) VerifyAudit(ctx context.Context, anchor *AuditHead) (AuditHead, er
 				return &ChainError{Seq: seq, Reason: fmt.Sprintf("link to seq %d broken: that entry or this one was rewritten", seq-1)}
 			}
 			keys, itemKeys := auditIndexKeys(&e)
-			if tx.Bucket(bucketAuditPending).Get(k) == nil {
-				keys = append(keys, itemKeys...) // indexed already: their keys must be there
-			}
 			for _, ik := range keys {
 				if idx.Get(ik) == nil {
+					return &ChainError{Seq: seq, Reason: "index entry missing: queries and extracts would not find this entry"}
+				}
+			}
+			// A page's item keys are owed in the items file up to through (or, written
+			// before it existed, in the index); after it the entry must be marked pending.
+			for _, ik := range itemKeys {
+				if seq > through && tx.Bucket(bucketAuditPending).Get(k) == nil {
+					return &ChainError{Seq: seq, Reason: "list page neither indexed nor pending: queries by referral would not find it"}
+				}
+				if seq <= through && items.Get(ik) == nil && idx.Get(ik) == nil {
 					return &ChainError{Seq: seq, Reason: "index entry missing: queries and extracts would not find this entry"}
 				}
 			}
@@ -689,12 +652,6 @@ func (db *DB) VerifyAudit(ctx context.Context, anchor *AuditHead) (AuditHead, er
 		}
 		head = AuditHead{Seq: last, Hash: hex.EncodeToString(prev)}
 		return nil
-	})
-	if err != nil {
-		if _, ok := errors.AsType[*ChainError](err); ok {
-			return head, err
-		}
-		return head, fmt.Errorf("store: verify audit: %w", err)
-	}
-	return head, nil
+	}()
+	return head, err
 }

@@ -1,12 +1,15 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -441,13 +444,151 @@ func TestListPageEntriesAreIndexedLater(t *testing.T) {
 	if n, err := db.IndexAuditItems(ctx, 0); err != nil || n != 0 {
 		t.Fatalf("nothing pending: IndexAuditItems = %d, %v", n, err)
 	}
-	// Now the page's keys are owed: losing one is a broken log.
-	tamper(t, db, func(tx *bolt.Tx) error {
+	// Now the page's keys are owed in the items file: losing one is a broken log.
+	if err := db.items.bolt.Update(func(tx *bolt.Tx) error {
 		id := uuid.MustParse(b)
-		return tx.Bucket(bucketAuditIndex).Delete(append(auditRefPrefix(id), seqKey(4)...))
-	})
+		return tx.Bucket(bucketItems).Delete(append(auditRefPrefix(id), seqKey(4)...))
+	}); err != nil {
+		t.Fatal(err)
+	}
 	_, err := db.VerifyAudit(ctx, nil)
 	wantChainError(t, err, 4)
+}
+
+// TestAuditItemsFile: indexing a page's items commits to the items file only (a request's
+// commit never waits behind it); the marks go later, through group commit; and a store
+// whose items file is missing (a restore) or from another history is rebuilt from the log
+// at Open, so queries by referral still find every page.
+func TestAuditItemsFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "referrals.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
+	for _, e := range []domain.AuditEntry{entry("u1", domain.Kela, a, 0), pageEntry(1, a, b), pageEntry(2, b), pageEntry(3, a)} {
+		if err := db.AppendAudit(ctx, []domain.AuditEntry{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqsOf := func(db *DB, ref string) string {
+		t.Helper()
+		p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: ref})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []uint64
+		for _, e := range p.Items {
+			out = append(out, e.Seq)
+		}
+		return fmt.Sprint(out)
+	}
+	db.items.lastPrune = time.Now() // not due: indexing alone
+	before := db.CommitStats().Commits
+	if n, err := db.IndexAuditItems(ctx, 0); err != nil || n != 3 {
+		t.Fatalf("IndexAuditItems = %d, %v", n, err)
+	}
+	if c := db.CommitStats().Commits; c != before {
+		t.Errorf("indexing made %d commits to the store's file, want none", c-before)
+	}
+	var marks int
+	_ = db.bolt.View(func(tx *bolt.Tx) error { marks = tx.Bucket(bucketAuditPending).Stats().KeyN; return nil })
+	if n, _ := db.AuditItemsPending(); n != 0 || marks != 3 {
+		t.Errorf("%d pending, %d marks; want 0 pending and the 3 handled marks kept until pruned", n, marks)
+	}
+	if got := seqsOf(db, a); got != "[1 2 4]" {
+		t.Errorf("a's entries %s, want [1 2 4]", got)
+	}
+	if err := db.pruneAuditMarks(nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.bolt.View(func(tx *bolt.Tx) error { marks = tx.Bucket(bucketAuditPending).Stats().KeyN; return nil })
+	if marks != 0 {
+		t.Errorf("%d marks after pruning", marks)
+	}
+	if got := seqsOf(db, a); got != "[1 2 4]" {
+		t.Errorf("after pruning: a's entries %s, want [1 2 4]", got)
+	}
+	// One more page, pending: a backup now holds its mark but not the items of the others.
+	if err := db.AppendAudit(ctx, []domain.AuditEntry{pageEntry(4, a, b)}); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(t.TempDir(), "referrals.db")
+	f, err := os.Create(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Backup(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	restored := mustOpenPath(t, backup, Options{}) // no items file next to it
+	if got := seqsOf(restored, a); got != "[1 2 4 5]" {
+		t.Errorf("restored: a's entries %s, want [1 2 4 5]", got)
+	}
+	if got := seqsOf(restored, b); got != "[2 3 5]" {
+		t.Errorf("restored: b's entries %s, want [2 3 5]", got)
+	}
+	if n, _ := restored.AuditItemsPending(); n != 0 {
+		t.Errorf("restored: %d pending after the rebuild", n)
+	}
+	if _, err := restored.VerifyAudit(ctx, nil); err != nil {
+		t.Errorf("restored: %v", err)
+	}
+
+	// The original store with the restored store's items file: another history only if the
+	// digests differ; make them differ by putting the other store's file at an entry the
+	// original does not have.
+	otherPath := filepath.Join(t.TempDir(), "referrals.db")
+	other, err := Open(otherPath, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, other, 9)
+	if _, err := other.IndexAuditItems(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.putItems(nil, 9, entryDigestOf(t, other, 9)); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, itemsPath(otherPath), itemsPath(path))
+	again := mustOpenPath(t, path, Options{})
+	if got := seqsOf(again, b); got != "[2 3 5]" {
+		t.Errorf("foreign items file: b's entries %s, want [2 3 5]", got)
+	}
+	if _, err := again.VerifyAudit(ctx, nil); err != nil {
+		t.Errorf("foreign items file: %v", err)
+	}
+}
+
+func entryDigestOf(t *testing.T, db *DB, seq uint64) []byte {
+	t.Helper()
+	var sum []byte
+	_ = db.bolt.View(func(tx *bolt.Tx) error { sum = bytes.Clone(entryDigest(tx, seq)); return nil })
+	if sum == nil {
+		t.Fatalf("no entry %d", seq)
+	}
+	return sum
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestPageEntryStoresEachDisclosureOnce: a page's items sharing a disclosure store its legal

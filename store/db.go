@@ -9,6 +9,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -51,6 +52,7 @@ type DB struct {
 	keys      *Keyring     // nil: plaintext
 	stats     *statsState  // stats.go: response-time aggregates
 	records   *recordCache // reccache.go: decoded referrals of list pages
+	items     *auditItems  // auditidx.go: list pages' "r" keys, in a file of their own
 }
 
 var _ domain.Store = (*DB)(nil)
@@ -93,6 +95,10 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	if err := db.openAuditItems(path, timeout); err != nil { // auditidx.go
+		_ = db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
@@ -101,16 +107,31 @@ func Open(path string, opts Options) (*DB, error) {
 func (db *DB) Close() error {
 	defer keyrings.Delete(db.bolt)
 	db.group.close() // queued writes commit first
-	if err := db.bolt.Close(); err != nil {
+	var ierr error
+	if db.items != nil {
+		ierr = db.items.bolt.Close()
+	}
+	if err := errors.Join(db.bolt.Close(), ierr); err != nil {
 		return fmt.Errorf("store: close: %w", err)
 	}
 	return nil
 }
 
-// Check runs bbolt's consistency check of the whole file in a read transaction and returns the
-// first problem found, or nil. It reads every page: an operations tool, not a request path.
+// Check runs bbolt's consistency check of the whole file, and of the access log's items file,
+// in read transactions and returns the first problem found, or nil. It reads every page: an
+// operations tool, not a request path.
 func (db *DB) Check() error {
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	if err := checkFile(db.bolt); err != nil {
+		return err
+	}
+	if db.items != nil {
+		return checkFile(db.items.bolt)
+	}
+	return nil
+}
+
+func checkFile(bdb *bolt.DB) error {
+	err := bdb.View(func(tx *bolt.Tx) error {
 		var first error
 		// Drain the channel: the checker goroutine uses tx until it closes it.
 		for err := range tx.Check() {

@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/kela-hva/referrals/store"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -375,7 +377,9 @@ func copyKeys(from, to string) ([]string, error) {
 	var copied []string
 	for _, e := range entries {
 		name := e.Name()
-		if !e.Type().IsRegular() || strings.HasPrefix(name, dbFile) {
+		// The database, its temporaries and its access-log items file (rebuilt from the
+		// restored log at start) are not keys.
+		if !e.Type().IsRegular() || strings.HasPrefix(name, dbFile) || name == filepath.Base(store.AuditItemsPath(dbFile)) {
 			continue
 		}
 		if _, err := os.Lstat(filepath.Join(to, name)); err == nil {

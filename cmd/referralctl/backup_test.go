@@ -183,6 +183,9 @@ func TestOfflineBackupAndRestoreKeepEverything(t *testing.T) {
 	if !strings.Contains(out, "client-index.key, cursor.key") || stderr != "" {
 		t.Errorf("restore said %q, %q", out, stderr)
 	}
+	if _, err := os.Stat(store.AuditItemsPath(filepath.Join(f.dir, "referrals.db"))); err != nil || strings.Contains(out, "audit-items") {
+		t.Errorf("the old dir's access-log items file (%v) was copied as a key: %q", err, out)
+	}
 	if b, err := os.ReadFile(filepath.Join(restored, "client-index.key")); err != nil || string(b) != "client-index.key-secret\n" {
 		t.Errorf("client-index.key not copied: %q %v", b, err)
 	}

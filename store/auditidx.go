@@ -1,0 +1,369 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/kela-hva/referrals/domain"
+)
+
+// The "r" keys of list pages' items live in a file of their own next to the store's, so that
+// writing them never holds the store's writer lock (a request's commit would wait behind
+// them):
+//
+//	<name>-audit-items<ext>
+//	  items  "r" id16 seq  → (empty)         as audit_index's "r" keys
+//	  meta   "through"     → seq | SHA-256   every pending entry up to seq is under items;
+//	                                         the digest is that entry's in the log
+//
+// The store's own file keeps the to-do list: appendAudit marks each page entry in
+// audit_pending in the request's transaction. IndexAuditItems reads the marks after
+// "through", writes the keys and moves "through" in the items file, and now and then deletes
+// the marks up to "through" from the store (recording how far in privacy_meta
+// "audit_marks_pruned"). So every page entry is either marked past "through" or indexed in
+// the items file, and a query that reads the store first and the items file second sees
+// each page entry at least once.
+//
+// The items file holds nothing that the log does not: Open rebuilds it from the log when it
+// is missing, from another history (its "through" entry has another digest, as after a
+// restore), or older than the pruned marks. Backups copy the store's file only.
+var (
+	bucketItems       = []byte("items")
+	bucketItemsMeta   = []byte("meta")
+	itemsThrough      = []byte("through")
+	metaMarksPruned   = []byte("audit_marks_pruned")
+	errItemsStale     = errors.New("audit items file is stale")
+	auditMarksPruneIn = 10 * time.Second // how often IndexAuditItems deletes handled marks
+)
+
+// AuditItemsPath is the items file of the store at path: referrals.db →
+// referrals-audit-items.db. Tools that copy a data dir leave it out: Open rebuilds it.
+func AuditItemsPath(path string) string { return itemsPath(path) }
+
+func itemsPath(path string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-audit-items" + ext
+}
+
+// auditItems is the store's items file and the indexer's state.
+type auditItems struct {
+	bolt      *bolt.DB
+	mu        sync.Mutex // one IndexAuditItems at a time
+	lastPrune time.Time
+	rebuilt   time.Duration // how long Open took to rebuild the file; 0: it did not
+}
+
+// AuditItemsRebuilt returns how long Open took to rebuild the access log's items file from
+// the log (after a restore, or when the file was lost), or 0 if it did not have to.
+func (db *DB) AuditItemsRebuilt() time.Duration { return db.items.rebuilt }
+
+// openAuditItems opens (creating) the items file of the store at path and brings it up to
+// date with db's log: the pending marks only when it is consistent with the log, the whole
+// log otherwise.
+func (db *DB) openAuditItems(path string, timeout time.Duration) error {
+	ib, err := bolt.Open(itemsPath(path), 0o600, &bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistArrayType})
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", itemsPath(path), err)
+	}
+	db.items = &auditItems{bolt: ib}
+	err = ib.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketItems, bucketItemsMeta} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", itemsPath(path), err)
+	}
+	if err := db.itemsConsistent(); errors.Is(err, errItemsStale) {
+		start := time.Now()
+		if err := db.rebuildAuditItems(); err != nil {
+			return err
+		}
+		db.items.rebuilt = max(time.Since(start), time.Nanosecond)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// readThrough returns the items file's "through" seq and digest.
+func readThrough(tx *bolt.Tx) (uint64, []byte) {
+	v := tx.Bucket(bucketItemsMeta).Get(itemsThrough)
+	if len(v) < 8 {
+		return 0, nil
+	}
+	return binary.BigEndian.Uint64(v), v[8:]
+}
+
+// entryDigest returns the digest stored with log entry seq, nil if there is none.
+func entryDigest(tx *bolt.Tx, seq uint64) []byte {
+	v := tx.Bucket(bucketAudit).Get(seqKey(seq))
+	if len(v) <= sha256.Size {
+		return nil
+	}
+	return v[len(v)-sha256.Size:]
+}
+
+// itemsConsistent returns errItemsStale when the items file does not belong to the log
+// as it is, or misses keys whose marks the log no longer has.
+func (db *DB) itemsConsistent() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		return db.items.bolt.View(func(itx *bolt.Tx) error {
+			through, sum := readThrough(itx)
+			pruned := uint64(0)
+			if v := tx.Bucket(bucketPrivacyMeta).Get(metaMarksPruned); len(v) == 8 {
+				pruned = binary.BigEndian.Uint64(v)
+			}
+			if through > 0 && !bytes.Equal(entryDigest(tx, through), sum) || through < pruned {
+				return errItemsStale
+			}
+			return nil
+		})
+	})
+}
+
+// rebuildAuditItems empties the items file and indexes every page entry of the log, a
+// chunk of entries a transaction, then deletes every mark.
+func (db *DB) rebuildAuditItems() error {
+	err := db.items.bolt.Update(func(itx *bolt.Tx) error {
+		if err := itx.DeleteBucket(bucketItems); err != nil {
+			return err
+		}
+		if _, err := itx.CreateBucket(bucketItems); err != nil {
+			return err
+		}
+		return itx.Bucket(bucketItemsMeta).Delete(itemsThrough)
+	})
+	if err != nil {
+		return fmt.Errorf("store: rebuild audit items: %w", err)
+	}
+	const chunk = 4096
+	for next := uint64(1); ; {
+		var keys [][]byte
+		var through uint64
+		var sum []byte
+		err := db.bolt.View(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bucketAudit).Cursor()
+			n := 0
+			for k, v := c.Seek(seqKey(next)); k != nil && n < chunk; k, v = c.Next() {
+				n++
+				if len(k) != 8 || len(v) <= sha256.Size {
+					continue // VerifyAudit names it
+				}
+				through, sum = binary.BigEndian.Uint64(k), bytes.Clone(v[len(v)-sha256.Size:])
+				var e domain.AuditEntry
+				if decodeAuditBody(v[:len(v)-sha256.Size], &e) != nil {
+					continue
+				}
+				_, ik := auditIndexKeys(&e)
+				keys = append(keys, ik...)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("store: rebuild audit items: %w", err)
+		}
+		if through < next {
+			break
+		}
+		if err := db.putItems(keys, through, sum); err != nil {
+			return fmt.Errorf("store: rebuild audit items: %w", err)
+		}
+		next = through + 1
+	}
+	return db.pruneAuditMarks(nil)
+}
+
+// putItems writes keys to the items file and moves "through" to seq with its digest.
+func (db *DB) putItems(keys [][]byte, seq uint64, sum []byte) error {
+	return db.items.bolt.Update(func(itx *bolt.Tx) error {
+		b := itx.Bucket(bucketItems)
+		for _, k := range keys {
+			if err := b.Put(k, []byte{}); err != nil {
+				return err
+			}
+		}
+		v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(sum)), seq)
+		return itx.Bucket(bucketItemsMeta).Put(itemsThrough, append(v, sum...))
+	})
+}
+
+// itemsView runs fn with a read transaction of the items file, its "through" seq capped at
+// the head of the log as tx sees it. Open it after tx: then each page entry tx sees is
+// either marked past the returned seq or under the items file's "r" keys.
+func (db *DB) itemsView(tx *bolt.Tx, fn func(items *bolt.Bucket, through uint64) error) error {
+	head, _ := readHead(tx.Bucket(bucketPrivacyMeta))
+	return db.items.bolt.View(func(itx *bolt.Tx) error {
+		through, _ := readThrough(itx)
+		return fn(itx.Bucket(bucketItems), min(through, head))
+	})
+}
+
+// IndexAuditItems puts the "r" keys of up to max pending entries (oldest first) in the items
+// file, in one of its transactions, and returns how many marks it handled. max <= 0 means
+// 1000. Run it often: queries by referral read every pending entry. Every
+// auditMarksPruneIn, and when it met marks that name no page entry, it also deletes the
+// handled marks, through the store's group commit.
+func (db *DB) IndexAuditItems(ctx context.Context, max int) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if max <= 0 {
+		max = 1000
+	}
+	db.items.mu.Lock()
+	defer db.items.mu.Unlock()
+	var keys, bad [][]byte
+	var through uint64
+	var sum []byte
+	n := 0
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return db.itemsView(tx, func(_ *bolt.Bucket, done uint64) error {
+			through = done
+			c := tx.Bucket(bucketAuditPending).Cursor()
+			for k, _ := c.Seek(seqKey(done + 1)); k != nil && n < max; k, _ = c.Next() {
+				n++
+				if len(k) != 8 {
+					bad = append(bad, bytes.Clone(k)) // nothing to index; VerifyAudit names it
+					continue
+				}
+				seq := binary.BigEndian.Uint64(k)
+				e, err := getAuditEntry(tx, seq)
+				if err != nil {
+					// A missing or unreadable entry: the chain check names it; indexing
+					// the others must go on.
+					bad = append(bad, bytes.Clone(k))
+					continue
+				}
+				_, ik := auditIndexKeys(&e)
+				keys = append(keys, ik...)
+				through, sum = seq, bytes.Clone(entryDigest(tx, seq))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: index audit items: %w", err)
+	}
+	if sum != nil {
+		if err := db.putItems(keys, through, sum); err != nil {
+			return 0, fmt.Errorf("store: index audit items: %w", err)
+		}
+	}
+	if len(bad) > 0 || time.Since(db.items.lastPrune) >= auditMarksPruneIn {
+		if err := db.pruneAuditMarks(bad); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// pruneAuditMarks deletes the marks up to the items file's "through" and the marks bad,
+// through group commit, and records how far it pruned.
+func (db *DB) pruneAuditMarks(bad [][]byte) error {
+	var through uint64
+	err := db.items.bolt.View(func(itx *bolt.Tx) error {
+		through, _ = readThrough(itx)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: prune audit marks: %w", err)
+	}
+	err = db.group.do(func(tx *bolt.Tx) error {
+		pending, meta := tx.Bucket(bucketAuditPending), tx.Bucket(bucketPrivacyMeta)
+		pruned := uint64(0)
+		if v := meta.Get(metaMarksPruned); len(v) == 8 {
+			pruned = binary.BigEndian.Uint64(v)
+		}
+		var del [][]byte
+		c := pending.Cursor()
+		for k, _ := c.First(); k != nil && bytes.Compare(k, seqKey(through)) <= 0; k, _ = c.Next() {
+			del = append(del, bytes.Clone(k))
+		}
+		for _, k := range append(del, bad...) {
+			if err := pending.Delete(k); err != nil {
+				return err
+			}
+		}
+		if through > pruned {
+			return meta.Put(metaMarksPruned, seqKey(through))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: prune audit marks: %w", err)
+	}
+	db.items.lastPrune = time.Now()
+	return nil
+}
+
+// AuditItemsPending returns how many entries wait for IndexAuditItems.
+func (db *DB) AuditItemsPending() (int, error) {
+	var n int
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return db.itemsView(tx, func(_ *bolt.Bucket, through uint64) error {
+			c := tx.Bucket(bucketAuditPending).Cursor()
+			for k, _ := c.Seek(seqKey(through + 1)); k != nil; k, _ = c.Next() {
+				n++
+			}
+			return nil
+		})
+	})
+	return n, err
+}
+
+// pendingSeqsOf returns the seqs, ascending, of the entries marked after through with an item
+// of one of the referrals ids (their "r" keys are not in the items file yet).
+func pendingSeqsOf(tx *bolt.Tx, through uint64, ids []string) []uint64 {
+	var out []uint64
+	c := tx.Bucket(bucketAuditPending).Cursor()
+	for k, _ := c.Seek(seqKey(through + 1)); k != nil; k, _ = c.Next() {
+		if len(k) != 8 {
+			continue
+		}
+		e, err := getAuditEntry(tx, binary.BigEndian.Uint64(k))
+		if err != nil {
+			continue // a broken entry: VerifyAudit names it; it must not stop every query
+		}
+		if slices.ContainsFunc(e.Items, func(it domain.AuditItem) bool { return slices.Contains(ids, it.ReferralID) }) {
+			out = append(out, e.Seq)
+		}
+	}
+	return out
+}
+
+// itemSeqs returns the seqs, ascending, of the keys under prefix in the items file that are
+// after after (nil: all) and not past through.
+func itemSeqs(items *bolt.Bucket, prefix []byte, after []byte, through uint64) []uint64 {
+	var out []uint64
+	c := items.Cursor()
+	seek := prefix
+	if after != nil {
+		seek = append(bytes.Clone(prefix), after...)
+	}
+	for k, _ := c.Seek(seek); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) != len(prefix)+8 || (after != nil && bytes.Compare(k[len(prefix):], after) <= 0) {
+			continue
+		}
+		seq := binary.BigEndian.Uint64(k[len(prefix):])
+		if seq > through {
+			break
+		}
+		out = append(out, seq)
+	}
+	return out
+}
