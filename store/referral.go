@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -101,12 +103,24 @@ func putReferral(tx *bolt.Tx, r *domain.Referral) error {
 		return err
 	}
 	idx := tx.Bucket(bucketIndex)
+	keys, iv := indexKeys(r, id), indexValue(r)
 	if old != nil {
+		// Entries that stay as they are (most of them on a transition) are not touched:
+		// rewriting one dirties its page for nothing.
+		same := bytes.Equal(indexValue(old), iv)
+		kept := keys[:0:0]
 		for _, k := range indexKeys(old, id) {
+			if same && slices.ContainsFunc(keys, func(nk []byte) bool { return bytes.Equal(nk, k) }) {
+				kept = append(kept, k)
+				continue
+			}
 			if err := idx.Delete(k); err != nil {
 				return fmt.Errorf("store: put referral %s: delete index entry: %w", r.ID, err)
 			}
 		}
+		keys = slices.DeleteFunc(keys, func(k []byte) bool {
+			return slices.ContainsFunc(kept, func(o []byte) bool { return bytes.Equal(o, k) })
+		})
 	}
 	v, err := json.Marshal(referralRecord{ClientKey: r.ClientKey, Referral: r})
 	if err != nil {
@@ -121,8 +135,7 @@ func putReferral(tx *bolt.Tx, r *domain.Referral) error {
 	if err := tx.Bucket(bucketReferrals).Put(id[:], v); err != nil {
 		return fmt.Errorf("store: put referral %s: %w", r.ID, err)
 	}
-	iv := indexValue(r)
-	for _, k := range indexKeys(r, id) {
+	for _, k := range keys {
 		if err := idx.Put(k, iv); err != nil {
 			return fmt.Errorf("store: put referral %s: index: %w", r.ID, err)
 		}
