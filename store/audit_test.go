@@ -623,8 +623,19 @@ func TestPageEntryStoresEachDisclosureOnce(t *testing.T) {
 		raw = append([]byte(nil), tx.Bucket(bucketAudit).Get(seqKey(1))...)
 		return nil
 	})
-	if n := strings.Count(string(raw), basis); n != 2 {
+	body := raw[:len(raw)-sha256.Size]
+	if body[0] != deflated || strings.Contains(string(body), string(domain.Kela)) {
+		t.Fatalf("a page entry is stored as %.40q…, want it deflated", body)
+	}
+	js, err := inflateBody(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(js), basis); n != 2 {
 		t.Errorf("the legal basis is stored %d times, want once per distinct disclosure (2)", n)
+	}
+	if len(body)*3 > len(js) {
+		t.Errorf("deflated to %d bytes from %d, want a third or less", len(body), len(js))
 	}
 	p, err := db.Audit(ctx, domain.AuditFilter{Org: "hva-90", UserID: "lister"})
 	if err != nil || len(p.Items) != 1 {
@@ -656,6 +667,19 @@ func TestPageEntryStoresEachDisclosureOnce(t *testing.T) {
 	}
 	if err := decodeAuditBody([]byte(`{"seq":1,"items":[{"referral_id":"x","d":3}],"disclosures":[{}]}`), &back); err == nil {
 		t.Error("an item referring past the disclosure table decoded")
+	}
+	// A body stored before deflating (plain JSON with the table) still reads.
+	plain, err := json.Marshal(auditBody{AuditEntry: domain.AuditEntry{Seq: 3, Action: domain.AuditList}, Items: []auditBodyItem{{ReferralID: refs[0], D: 1}}, Disclosures: []domain.Disclosure{*toTre}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := decodeAuditBody(plain, &back); err != nil || len(back.Items) != 1 || *back.Items[0].Disclosure != *toTre {
+		t.Errorf("plain body decoded to %+v, %v", back.Items, err)
+	}
+	for _, bad := range [][]byte{{deflated}, {deflated, 0xff, 0x00}, append([]byte{deflated}, raw[1:20]...)} {
+		if err := decodeAuditBody(bad, &back); err == nil {
+			t.Errorf("a broken deflated body %x decoded", bad)
+		}
 	}
 	if _, err := db.VerifyAudit(ctx, nil); err != nil {
 		t.Error(err)

@@ -192,6 +192,7 @@ func (db *DB) rebuildAuditItems() error {
 func (db *DB) putItems(keys [][]byte, seq uint64, sum []byte) error {
 	return db.items.bolt.Update(func(itx *bolt.Tx) error {
 		b := itx.Bucket(bucketItems)
+		b.FillPercent = appendOnlyFill // keys grow within each referral's prefix
 		for _, k := range keys {
 			if err := b.Put(k, []byte{}); err != nil {
 				return err
