@@ -20,6 +20,7 @@ const (
 	MetricTimeToRespond     = "referrals_time_to_first_response_business_seconds"
 	MetricDeadlineEvents    = "referrals_deadline_events_published_total"
 	MetricOutboxBacklog     = "referrals_outbox_backlog_events"
+	MetricOutboxKept        = "referrals_outbox_kept_events"
 	MetricRelayLag          = "referrals_relay_lag_seconds"
 	MetricRelayLastSuccess  = "referrals_relay_last_success_timestamp_seconds"
 	MetricRelayHealthy      = "referrals_relay_healthy"
@@ -137,6 +138,9 @@ type RelayHealth struct {
 type OutboxProbe struct {
 	// Backlog returns the number of undelivered events.
 	Backlog func() (int, error)
+	// Kept returns the number of delivered events the outbox keeps until the stream has
+	// surely synced them (broker.RelayOptions.KeepFor); nil leaves out the gauge.
+	Kept func() (int, error)
 	// Oldest returns the time of the oldest undelivered event (business clock), and false if
 	// there is none.
 	Oldest func() (time.Time, bool, error)
@@ -146,9 +150,9 @@ type OutboxProbe struct {
 	Relay func() RelayHealth
 }
 
-// WatchOutbox registers the outbox and relay gauges: the backlog, the relay lag (age of the
-// oldest undelivered event on the business clock, 0 when there is none) and the relay's
-// health. A probe that fails reports -1 for that scrape. Returns an error if called twice.
+// WatchOutbox registers the outbox and relay gauges: the backlog, the delivered events kept,
+// the relay lag (age of the oldest undelivered event on the business clock, 0 when there is
+// none) and the relay's health. A probe that fails reports -1 for that scrape. Returns an error if called twice.
 func (m *Metrics) WatchOutbox(p OutboxProbe) error {
 	cs := []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricOutboxBacklog,
@@ -172,6 +176,17 @@ func (m *Metrics) WatchOutbox(p OutboxProbe) error {
 				}
 				return max(p.Now().Sub(t).Seconds(), 0)
 			}),
+	}
+	if p.Kept != nil {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricOutboxKept,
+			Help: "Events JetStream acknowledged that stay in the outbox until the stream has surely written them to disk (--outbox-keep); published again, and dropped as duplicates, after a restart. Not part of the backlog."},
+			func() float64 {
+				n, err := p.Kept()
+				if err != nil {
+					return -1
+				}
+				return float64(n)
+			}))
 	}
 	if p.Relay != nil {
 		cs = append(cs,

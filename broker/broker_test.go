@@ -1,7 +1,9 @@
 package broker_test
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -70,11 +72,12 @@ func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 
 // memOutbox is an in-memory Outbox.
 type memOutbox struct {
-	mu      sync.Mutex
-	entries []domain.OutboxEntry
-	next    uint64
-	reads   int
-	commits chan struct{}
+	mu          sync.Mutex
+	entries     []domain.OutboxEntry
+	next        uint64
+	reads       int
+	failDeletes bool // DeleteEvents fails while set
+	commits     chan struct{}
 }
 
 func newOutbox() *memOutbox { return &memOutbox{commits: make(chan struct{}, 1)} }
@@ -93,16 +96,21 @@ func (o *memOutbox) Add(events ...domain.Event) {
 	}
 }
 
-func (o *memOutbox) PendingEvents(max int) ([]domain.OutboxEntry, error) {
+func (o *memOutbox) PendingEventsAfter(after uint64, max int) ([]domain.OutboxEntry, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.reads++
-	return slices.Clone(o.entries[:min(max, len(o.entries))]), nil
+	i, _ := slices.BinarySearchFunc(o.entries, after+1, func(e domain.OutboxEntry, seq uint64) int { return cmp.Compare(e.Seq, seq) })
+	rest := o.entries[i:]
+	return slices.Clone(rest[:min(max, len(rest))]), nil
 }
 
 func (o *memOutbox) DeleteEvents(seqs []uint64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.failDeletes {
+		return errors.New("injected: delete failed")
+	}
 	del := make(map[uint64]bool, len(seqs))
 	for _, s := range seqs {
 		del[s] = true
@@ -111,7 +119,16 @@ func (o *memOutbox) DeleteEvents(seqs []uint64) error {
 	return nil
 }
 
+func (o *memOutbox) OutboxLen() (int, error) { return o.Len(), nil }
+
 func (o *memOutbox) Committed() <-chan struct{} { return o.commits }
+
+// FailDeletes makes DeleteEvents fail (or succeed again).
+func (o *memOutbox) FailDeletes(fail bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.failDeletes = fail
+}
 
 func (o *memOutbox) Len() int {
 	o.mu.Lock()

@@ -26,9 +26,20 @@ type EmbeddedOptions struct {
 	// SyncInterval is how often JetStream fsyncs its files. Zero, the default, fsyncs every
 	// write before the publish is acknowledged (nats-server's "sync_interval: always"), so an
 	// event the relay saw acknowledged, and therefore deleted from the outbox, survives a power
-	// loss. A positive interval trades that for publish throughput; nats-server's own default
-	// is 2 minutes, and anything acknowledged within the last interval can then be lost.
+	// loss. A positive interval is much faster, but anything acknowledged within the last
+	// interval or so can be lost on power loss (nats-server's own default is 2 minutes): pair
+	// it with a relay that keeps acknowledged entries for KeepForSync(SyncInterval), which
+	// restores the guarantee.
 	SyncInterval time.Duration
+}
+
+// KeepForSync returns the RelayOptions.KeepFor that makes a server fsyncing every interval as
+// safe as one fsyncing every write: twice the interval. nats-server's flusher syncs the
+// stream's files, then waits interval before the next sync, so a message can wait for its
+// fsync a full interval plus the time the sync in progress takes; the second interval covers
+// that, and a slow disk. It returns 0 for interval <= 0 (every write is synced).
+func KeepForSync(interval time.Duration) time.Duration {
+	return 2 * max(interval, 0)
 }
 
 // readyTimeout bounds how long StartEmbedded waits for the server to accept connections.

@@ -178,23 +178,32 @@ func (a failedAck) Msg() *nats.Msg { return a.m }
 
 func TestRelayKeepsReferralOrderWhenAPublishFails(t *testing.T) {
 	a1, b1, c1, a2, b2 := event(1, "A"), event(2, "B"), event(3, "C"), event(4, "A"), event(5, "B")
-	for _, tc := range []struct {
+	type testCase struct {
 		name   string
 		window int
+		keep   time.Duration
 		want   []domain.Event // stream order
-	}{
-		// A1 fails; B1 and C1 of the same wave are stored and deleted; A2 waits for A1.
-		{"pipelined", 64, []domain.Event{b1, c1, a1, a2, b2}},
-		// Nothing is sent after A1 until A1 is acked: outbox order across referrals too.
-		{"synchronous", 1, []domain.Event{a1, b1, c1, a2, b2}},
-	} {
+	}
+	var cases []testCase
+	for _, keep := range []time.Duration{0, time.Minute} {
+		cases = append(cases,
+			// A1 fails; B1 and C1 of the same wave are stored and deleted (or kept); A2 waits
+			// for A1.
+			testCase{"pipelined/keep=" + keep.String(), 64, keep, []domain.Event{b1, c1, a1, a2, b2}},
+			// Nothing is sent after A1 until A1 is acked: outbox order across referrals too.
+			testCase{"synchronous/keep=" + keep.String(), 1, keep, []domain.Event{a1, b1, c1, a2, b2}},
+		)
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := MustStart(t, "", -1)
 			_, js := MustConnect(t, ns, true)
 			fj := &flakyJS{JetStream: js, failed: map[string]bool{a1.ID: false}}
 			ob := newOutbox()
 			ob.Add(a1, b1, c1, a2, b2)
-			r := broker.NewRelay(ob, fj, broker.RelayOptions{Window: tc.window, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Logger: testLogger(t)})
+			clock := newFakeClock()
+			r := broker.NewRelay(ob, fj, broker.RelayOptions{Window: tc.window, KeepFor: tc.keep, Now: clock.Now, Poll: 10 * time.Millisecond,
+				MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Logger: testLogger(t)})
 
 			if err := r.Flush(context.Background()); err == nil {
 				t.Fatal("Flush with a failing publish succeeded")
@@ -203,15 +212,21 @@ func TestRelayKeepsReferralOrderWhenAPublishFails(t *testing.T) {
 			if st.Healthy || st.Failures != 1 || st.LastError == "" {
 				t.Errorf("status after failure %+v", st)
 			}
-			wantLeft := 5
+			wantWaiting, wantKept := 5, 0
 			if tc.window > 1 {
-				wantLeft = 3 // a1, a2, b2
+				wantWaiting = 3 // a1, a2, b2
+				if tc.keep > 0 {
+					wantKept = 2 // b1, c1
+				}
 			}
-			if ob.Len() != wantLeft {
-				t.Errorf("outbox holds %d after the failed pass, want %d", ob.Len(), wantLeft)
+			if w, k := backlog(t, r); w != wantWaiting || k != wantKept || ob.Len() != w+k {
+				t.Errorf("after the failed pass: %d waiting, %d kept, outbox %d; want %d and %d",
+					w, k, ob.Len(), wantWaiting, wantKept)
 			}
 
 			runRelay(t, r)
+			waitFor(t, 5*time.Second, "every event acknowledged", func() bool { w, _ := backlog(t, r); return w == 0 })
+			clock.Advance(tc.keep)
 			waitFor(t, 5*time.Second, "outbox to empty", func() bool { return ob.Len() == 0 })
 			if got := streamIDs(t, js); !slices.Equal(got, ids(tc.want)) {
 				t.Errorf("stream %v, want %v", got, ids(tc.want))
@@ -224,26 +239,50 @@ func TestRelayKeepsReferralOrderWhenAPublishFails(t *testing.T) {
 			if failAt < 0 || a1At < failAt || a2At < a1At {
 				t.Errorf("A2 published before A1 was re-sent: %v", fj.log)
 			}
-			if st := r.Status(); !st.Healthy || st.Published < 5 {
+			for _, e := range []domain.Event{a1, b1, c1, a2, b2} {
+				if n := count(fj.log, "publish "+e.ID); n != 1 {
+					t.Errorf("%s published %d times: %v", e.ID, n, fj.log)
+				}
+			}
+			if st := r.Status(); !st.Healthy || st.Published != 5 {
 				t.Errorf("status after recovery %+v", st)
 			}
 		})
 	}
 }
 
+// count returns how many times s occurs in log.
+func count(log []string, s string) int {
+	n := 0
+	for _, l := range log {
+		if l == s {
+			n++
+		}
+	}
+	return n
+}
+
 func TestRelaySurvivesNATSOutage(t *testing.T) {
+	for _, keep := range []time.Duration{0, time.Minute} {
+		t.Run("keep="+keep.String(), func(t *testing.T) { testRelaySurvivesNATSOutage(t, keep) })
+	}
+}
+
+func testRelaySurvivesNATSOutage(t *testing.T, keep time.Duration) {
 	dir := t.TempDir()
 	ns := MustStart(t, dir, -1)
 	port := ns.Addr().(*net.TCPAddr).Port
 	nc, js := MustConnect(t, ns, false)
 	ob := newOutbox()
+	clock := newFakeClock()
 	r := broker.NewRelay(ob, js, broker.RelayOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
-		PublishTimeout: 2 * time.Second, Logger: testLogger(t)})
+		PublishTimeout: 2 * time.Second, KeepFor: keep, Now: clock.Now, Poll: 10 * time.Millisecond, Logger: testLogger(t)})
 	runRelay(t, r)
+	waiting := func() int { w, _ := backlog(t, r); return w }
 
 	before := events(1, 20, 4)
 	ob.Add(before...)
-	waitFor(t, 10*time.Second, "first events delivered", func() bool { return ob.Len() == 0 })
+	waitFor(t, 10*time.Second, "first events delivered", func() bool { return waiting() == 0 })
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
@@ -254,8 +293,8 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 		ob.Add(e)
 	}
 	waitFor(t, 10*time.Second, "relay to report unhealthy", func() bool { return !r.Status().Healthy })
-	if n := ob.Len(); n != len(during) {
-		t.Fatalf("outbox holds %d events during the outage, want %d", n, len(during))
+	if n := waiting(); n != len(during) {
+		t.Fatalf("%d events wait during the outage, want %d", n, len(during))
 	}
 	failures := r.Status().Failures
 	if failures == 0 || r.Status().LastError == "" {
@@ -263,27 +302,41 @@ func TestRelaySurvivesNATSOutage(t *testing.T) {
 	}
 
 	MustStart(t, dir, port)
-	waitFor(t, 20*time.Second, "outbox to drain after restart", func() bool { return ob.Len() == 0 })
+	waitFor(t, 20*time.Second, "outbox to drain after restart", func() bool { return waiting() == 0 })
+	clock.Advance(keep)
+	waitFor(t, 10*time.Second, "kept entries deleted", func() bool { return ob.Len() == 0 })
 
 	want := ids(append(before, during...))
 	if got := streamIDs(t, js); !slices.Equal(got, want) {
 		t.Errorf("stream after outage has %d events %v,\nwant %d %v", len(got), got, len(want), want)
 	}
-	if st := r.Status(); !st.Healthy || st.Published != uint64(len(want)) {
-		t.Errorf("status after recovery %+v", st)
+	// With KeepFor the relay publishes what it kept again after the reconnect (the server
+	// may have lost it): at least once more each.
+	wantPublished := uint64(len(want))
+	if keep > 0 {
+		wantPublished += uint64(len(before))
+	}
+	if st := r.Status(); !st.Healthy || st.Published < wantPublished || keep == 0 && st.Published != wantPublished {
+		t.Errorf("status after recovery %+v, want %d published", st, wantPublished)
 	}
 }
 
 func TestRelayKeepsReferralOrderAcrossServerRestarts(t *testing.T) {
-	for _, window := range []int{1, 64} {
-		t.Run(fmt.Sprintf("window=%d", window), func(t *testing.T) {
+	for _, tc := range []struct {
+		window int
+		keep   time.Duration
+	}{{1, 0}, {64, 0}, {64, time.Minute}} {
+		window := tc.window
+		t.Run(fmt.Sprintf("window=%d/keep=%s", window, tc.keep), func(t *testing.T) {
 			dir := t.TempDir()
 			ns := MustStart(t, dir, -1)
 			port := ns.Addr().(*net.TCPAddr).Port
 			nc, js := MustConnect(t, ns, false)
 			ob := newOutbox()
+			clock := newFakeClock()
 			r := broker.NewRelay(ob, js, broker.RelayOptions{Window: window, Batch: 32, MinBackoff: time.Millisecond,
-				MaxBackoff: 20 * time.Millisecond, PublishTimeout: time.Second, Logger: testLogger(t)})
+				MaxBackoff: 20 * time.Millisecond, PublishTimeout: time.Second, KeepFor: tc.keep, Now: clock.Now, Poll: 10 * time.Millisecond,
+				Logger: testLogger(t)})
 			runRelay(t, r)
 
 			// A producer commits events of 5 referrals, a few at a time, while the server
@@ -317,7 +370,12 @@ func TestRelayKeepsReferralOrderAcrossServerRestarts(t *testing.T) {
 			t.Logf("restarts done after %s", time.Since(start))
 			close(stop)
 			wg.Wait()
-			waitFor(t, 30*time.Second, "outbox to drain", func() bool { return ob.Len() == 0 })
+			waitFor(t, 30*time.Second, "outbox to drain", func() bool { w, _ := backlog(t, r); return w == 0 })
+			if _, kept := backlog(t, r); tc.keep > 0 && kept != int(produced.Load()) {
+				t.Errorf("%d entries kept, want all %d", kept, produced.Load())
+			}
+			clock.Advance(tc.keep)
+			waitFor(t, 10*time.Second, "kept entries deleted", func() bool { return ob.Len() == 0 })
 
 			t.Logf("drained after %s", time.Since(start))
 			want := events(1, int(produced.Load()), 5)

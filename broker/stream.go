@@ -27,6 +27,26 @@ type StreamOptions struct {
 	Duplicates time.Duration
 }
 
+// CheckKeepFor returns an error if keep, a relay's KeepFor (RelayOptions), does not fit the
+// stream's duplicate window dup (StreamOptions.Duplicates; 0 means DefaultDuplicates). After
+// a restart the relay publishes the entries it kept again, and only the duplicate window,
+// counted from their first publish, stops the stream from storing them twice. The relay
+// keeps an entry up to 1¼ keep, so keep may be at most half the window: the other half is
+// the time a restart (or a stop) may take. A negative keep is an error too.
+func CheckKeepFor(keep, dup time.Duration) error {
+	if dup <= 0 {
+		dup = DefaultDuplicates
+	}
+	switch {
+	case keep < 0:
+		return fmt.Errorf("broker: keep delivered events for %s: negative", keep)
+	case keep > dup/2:
+		return fmt.Errorf("broker: keep delivered events for %s: more than half the stream's duplicate window of %s, "+
+			"so events republished after a restart could be stored twice", keep, dup)
+	}
+	return nil
+}
+
 // StreamConfig returns the configuration EnsureStream applies for opts.
 func StreamConfig(opts StreamOptions) jetstream.StreamConfig {
 	dup := opts.Duplicates

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -40,13 +41,25 @@ func putEvents(tx *bolt.Tx, events []domain.Event) error {
 // limit <= 0 means DefaultPendingMax. Events stay pending until DeleteEvents removes them, so a
 // relay that dies between publishing and deleting publishes them again (at least once).
 func (db *DB) PendingEvents(limit int) ([]domain.OutboxEntry, error) {
+	return db.PendingEventsAfter(0, limit)
+}
+
+// PendingEventsAfter is PendingEvents from the first entry whose Seq is greater than after: a
+// relay that keeps delivered entries for a while (broker.RelayOptions.KeepFor) reads on from
+// the last one it handled instead of reading them again. Seqs start at 1, so after 0 reads
+// from the oldest entry. Commits make their entries visible in Seq order (one writer), so no
+// entry can appear later below a Seq already read.
+func (db *DB) PendingEventsAfter(after uint64, limit int) ([]domain.OutboxEntry, error) {
 	if limit <= 0 {
 		limit = DefaultPendingMax
+	}
+	if after == math.MaxUint64 {
+		return nil, nil
 	}
 	var out []domain.OutboxEntry
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
 			if len(k) != 8 {
 				return fmt.Errorf("store: pending events: malformed key %x", k)
 			}
@@ -101,7 +114,7 @@ func (db *DB) OutboxLen() (int, error) {
 
 // Committed returns a channel that receives a value after a commit that added events to the
 // outbox. It has a buffer of one and the store never blocks on it, so several commits may
-// yield one signal: on a signal the relay drains PendingEvents until it is empty. The
+// yield one signal: on a signal the relay reads PendingEventsAfter until it has seen everything. The
 // channel is never closed.
 func (db *DB) Committed() <-chan struct{} { return db.committed }
 

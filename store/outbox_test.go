@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -132,6 +133,60 @@ func TestDeleteEvents(t *testing.T) {
 	p, _ := db.PendingEvents(1)
 	if len(p) != 1 || p[0].Seq <= all[9].Seq {
 		t.Errorf("new event after emptying has %+v, want seq > %d", p, all[9].Seq)
+	}
+}
+
+func TestPendingEventsAfter(t *testing.T) {
+	db := MustOpen(t)
+	var rs []*domain.Referral
+	for range 6 {
+		rs = append(rs, newReferral(orgKela, orgHelsin))
+	}
+	mustCreate(t, db, rs...)
+	all, err := db.PendingEvents(100)
+	if err != nil || len(all) != 6 {
+		t.Fatalf("PendingEvents = %d, %v; want 6", len(all), err)
+	}
+	// A gap, as when a relay deleted an entry out of order.
+	if err := db.DeleteEvents([]uint64{all[3].Seq}); err != nil {
+		t.Fatal(err)
+	}
+	seqs := func(es []domain.OutboxEntry) []uint64 {
+		var out []uint64
+		for _, e := range es {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		after uint64
+		limit int
+		want  []uint64
+	}{
+		{"after 0 reads from the oldest", 0, 100, []uint64{all[0].Seq, all[1].Seq, all[2].Seq, all[4].Seq, all[5].Seq}},
+		{"after an entry skips it and those before", all[1].Seq, 100, []uint64{all[2].Seq, all[4].Seq, all[5].Seq}},
+		{"after a deleted entry reads on from the next", all[3].Seq, 100, []uint64{all[4].Seq, all[5].Seq}},
+		{"limit counts from after", all[0].Seq, 2, []uint64{all[1].Seq, all[2].Seq}},
+		{"after the newest reads nothing", all[5].Seq, 100, nil},
+		{"after the largest seq reads nothing", ^uint64(0), 100, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := db.PendingEventsAfter(tt.after, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(seqs(got), tt.want) {
+				t.Errorf("PendingEventsAfter(%d, %d) = %v, want %v", tt.after, tt.limit, seqs(got), tt.want)
+			}
+		})
+	}
+	// An entry committed after a read is found after the last seq read.
+	mustCreate(t, db, newReferral(orgKela, orgHelsin))
+	got, err := db.PendingEventsAfter(all[5].Seq, 100)
+	if err != nil || len(got) != 1 || got[0].Seq <= all[5].Seq {
+		t.Errorf("new entry after the last read: %v, %v", seqs(got), err)
 	}
 }
 

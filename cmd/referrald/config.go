@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/kela-hva/referrals/api"
+	"github.com/kela-hva/referrals/broker"
 	"io"
 	"strconv"
 	"time"
@@ -52,6 +53,11 @@ type config struct {
 	retention time.Duration
 	// debugAddr serves the Go profiler (debug.go); loopback only, empty for none.
 	debugAddr string
+	// outboxKeep is how long the relay keeps outbox entries JetStream acknowledged
+	// (broker.RelayOptions.KeepFor): --outbox-keep if given, else twice natsSync with the
+	// embedded server and 0 with an external one. outboxKeepSet says it was given.
+	outboxKeep    time.Duration
+	outboxKeepSet bool
 }
 
 // parseConfig reads flags over environment defaults. Flags win over the environment.
@@ -101,7 +107,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.dataDir, "data-dir", env("REFERRAL_DATA_DIR", "./data"), "directory for the bbolt file, keys and the embedded NATS store (REFERRAL_DATA_DIR)")
 	fs.StringVar(&c.natsURL, "nats-url", env("NATS_URL", ""), "external NATS server URL; empty runs an embedded server (NATS_URL)")
 	fs.StringVar(&c.natsListen, "nats-listen", env("REFERRAL_NATS_LISTEN", "127.0.0.1:4222"), "where the embedded NATS server listens for other clients (REFERRAL_NATS_LISTEN)")
-	natsSync := fs.String("nats-sync", env("REFERRAL_NATS_SYNC", "always"), "embedded NATS only: fsync JetStream writes \"always\" (before each ack; no acknowledged event is lost on power loss) or every DURATION such as 2m (faster; acknowledged events of the last interval can be lost) (REFERRAL_NATS_SYNC)")
+	natsSync := fs.String("nats-sync", env("REFERRAL_NATS_SYNC", "1s"), "embedded NATS only: fsync JetStream writes every DURATION, such as 1s, with the outbox keeping delivered events twice that long so that none is lost on power loss; or \"always\", before each ack (slower) (REFERRAL_NATS_SYNC)")
+	outboxKeep := fs.String("outbox-keep", env("REFERRAL_OUTBOX_KEEP", ""), "how long the outbox keeps events JetStream acknowledged, to publish them again after a restart if the server lost them unsynced; default twice --nats-sync with the embedded server, 0 with --nats-url (for a server with sync_interval: always or replicated streams); set it above an external server's sync interval otherwise (REFERRAL_OUTBOX_KEEP)")
 	fs.BoolVar(&c.dev, "dev", env("REFERRAL_DEV", "") == "true", "development mode: dev signing key in the data dir, dev clock allowed (REFERRAL_DEV=true)")
 	fs.StringVar(&c.jwtPublicKey, "jwt-public-key", env("REFERRAL_JWT_PUBLIC_KEY", ""), "PEM file of Ed25519 public keys that sign tokens (REFERRAL_JWT_PUBLIC_KEY); required without --dev")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", env("REFERRAL_JWT_ISSUER", ""), "required token issuer (REFERRAL_JWT_ISSUER); required without --dev")
@@ -141,9 +148,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if *natsSync != "always" {
 		d, err := time.ParseDuration(*natsSync)
 		if err != nil || d <= 0 {
-			return c, fmt.Errorf("--nats-sync %q: want \"always\" or a positive duration such as 2m", *natsSync)
+			return c, fmt.Errorf("--nats-sync %q: want \"always\" or a positive duration such as 1s", *natsSync)
 		}
 		c.natsSync = d
+	}
+	if err := outboxKeepConfig(&c, *outboxKeep); err != nil {
+		return c, err
 	}
 	if clockStart != "" {
 		t, err := time.Parse(time.RFC3339, clockStart)
@@ -195,4 +205,32 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// outboxKeepConfig sets c.outboxKeep from --outbox-keep (raw, "" when not given) or from the
+// NATS settings, and refuses a value the stream's duplicate window cannot cover
+// (broker.CheckKeepFor).
+func outboxKeepConfig(c *config, raw string) error {
+	window := fmt.Sprintf("more than half the stream's %s duplicate window (events published again after a restart could be stored twice)",
+		broker.DefaultDuplicates)
+	if raw != "" {
+		d, err := time.ParseDuration(raw)
+		if err != nil || d < 0 {
+			return fmt.Errorf("--outbox-keep %q: want a duration of 0 or more, such as 2s", raw)
+		}
+		c.outboxKeep, c.outboxKeepSet = d, true
+		if broker.CheckKeepFor(d, 0) != nil {
+			return fmt.Errorf("--outbox-keep %s: %s", d, window)
+		}
+		return nil
+	}
+	if c.natsURL != "" {
+		return nil // the server's fsync policy is unknown here: see --outbox-keep
+	}
+	c.outboxKeep = broker.KeepForSync(c.natsSync)
+	if broker.CheckKeepFor(c.outboxKeep, 0) != nil {
+		return fmt.Errorf("--nats-sync %s: the outbox would keep delivered events for %s (twice the interval), %s; "+
+			"use an interval of at most %s or \"always\", or set --outbox-keep", c.natsSync, c.outboxKeep, window, broker.DefaultDuplicates/4)
+	}
+	return nil
 }

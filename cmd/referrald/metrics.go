@@ -9,17 +9,22 @@ import (
 	"github.com/kela-hva/referrals/store"
 )
 
-// watchMetrics registers the gauges read at scrape time: the outbox backlog and relay lag,
+// watchMetrics registers the gauges read at scrape time: the outbox backlog, kept entries and relay lag,
 // the relay's health and the report aggregates' repair count.
 func watchMetrics(m *api.Metrics, db *store.DB, relay *broker.Relay, clock domain.Clock) error {
 	err := m.WatchOutbox(api.OutboxProbe{
-		Backlog: db.OutboxLen,
+		// Delivered events the outbox keeps (--outbox-keep) are not backlog.
+		Backlog: func() (int, error) {
+			waiting, _, err := relay.Backlog()
+			return waiting, err
+		},
+		Kept: func() (int, error) {
+			_, kept, err := relay.Backlog()
+			return kept, err
+		},
 		Oldest: func() (time.Time, bool, error) {
-			es, err := db.PendingEvents(1)
-			if err != nil || len(es) == 0 {
-				return time.Time{}, false, err
-			}
-			return es[0].Event.Time, true, nil
+			en, ok, err := relay.OldestWaiting()
+			return en.Event.Time, ok, err
 		},
 		Now: clock.Now,
 		Relay: func() api.RelayHealth {

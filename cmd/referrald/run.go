@@ -120,7 +120,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	relay := broker.NewRelay(db, js, broker.RelayOptions{Source: "/referrals", Logger: log, OnPublished: metrics.EventPublished})
+	relay := broker.NewRelay(db, js, broker.RelayOptions{Source: "/referrals", Logger: log, OnPublished: metrics.EventPublished,
+		KeepFor: cfg.outboxKeep})
+	logOutboxKeep(log, cfg)
 	if err := watchMetrics(metrics, db, relay, clock); err != nil { // metrics.go
 		return err
 	}
@@ -138,7 +140,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Spec: openapi.YAML(), Registry: registry, BodyLimit: cfg.bodyLimit, CursorKey: cursorKey, Metrics: metrics,
 		RateLimit:         api.RateLimit{PerSecond: cfg.rateLimit, Burst: int(cfg.rateBurst)},
 		RequireClientCert: cfg.tlsClientCA != "",
-		Ready:             readiness(db, nc, relay),
+		Ready:             readiness(nc, relay),
 		Backup:            db.Backup,
 	})
 	srv := &http.Server{
@@ -361,16 +363,19 @@ func authenticator(ctx context.Context, cfg config, reg *domain.Registry) (*api.
 	return api.NewAuthenticator(ac, reg)
 }
 
-// readiness reports the store, the NATS connection and the outbox relay.
-func readiness(db *store.DB, nc *nats.Conn, relay *broker.Relay) api.Readiness {
+// readiness reports the store, the NATS connection and the outbox relay. outbox_backlog counts
+// the events waiting for JetStream; outbox_kept the delivered ones the outbox keeps for
+// --outbox-keep.
+func readiness(nc *nats.Conn, relay *broker.Relay) api.Readiness {
 	return func(ctx context.Context) (string, map[string]string) {
 		checks := map[string]string{}
-		if n, err := db.OutboxLen(); err != nil {
+		if waiting, kept, err := relay.Backlog(); err != nil {
 			checks["store"] = "error"
 			return api.Unavailable, checks
 		} else {
 			checks["store"] = "ok"
-			checks["outbox_backlog"] = strconv.Itoa(n)
+			checks["outbox_backlog"] = strconv.Itoa(waiting)
+			checks["outbox_kept"] = strconv.Itoa(kept)
 		}
 		status := api.Ready
 		if nc.IsConnected() {
@@ -384,6 +389,16 @@ func readiness(db *store.DB, nc *nats.Conn, relay *broker.Relay) api.Readiness {
 			checks["relay"], status = "failing: events wait in the outbox", api.Degraded
 		}
 		return status, checks
+	}
+}
+
+// logOutboxKeep logs how long the outbox keeps delivered events, and warns when that is
+// shorter than the embedded server needs to have synced them.
+func logOutboxKeep(log *slog.Logger, cfg config) {
+	log.Info("outbox relay", "keep", cfg.outboxKeep.String(), "keep_set", cfg.outboxKeepSet)
+	if cfg.natsURL == "" && cfg.outboxKeep < broker.KeepForSync(cfg.natsSync) {
+		log.Warn("--outbox-keep is shorter than twice --nats-sync: events acknowledged shortly before a power loss can be lost",
+			"keep", cfg.outboxKeep.String(), "nats_sync", syncSetting(cfg.natsSync))
 	}
 }
 
