@@ -118,6 +118,11 @@ func Connect(url string, ns *server.Server, name string) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		// No reconnect buffer: a publish while disconnected fails at once and the relay
+		// retries it in outbox order. Buffered, it would go out right after a reconnect,
+		// possibly ahead of an earlier event of its referral that the relay republishes
+		// because the server lost it.
+		nats.ReconnectBufSize(-1),
 	}
 	if ns != nil {
 		opts = append(opts, nats.InProcessServer(ns))

@@ -110,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// events until it is back. Retry the connection in the background.
 		log.Warn("nats not reachable at start, retrying in the background", "err", err)
 		nc, err = nats.Connect(cfg.natsURL, nats.Name("referrald"), nats.MaxReconnects(-1),
-			nats.RetryOnFailedConnect(true), nats.ReconnectWait(time.Second))
+			nats.RetryOnFailedConnect(true), nats.ReconnectWait(time.Second), nats.ReconnectBufSize(-1)) // as broker.Connect
 		if err != nil {
 			return fmt.Errorf("nats: %w", err)
 		}
