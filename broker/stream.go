@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -25,6 +26,10 @@ type StreamOptions struct {
 	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped; 0 means
 	// DefaultDuplicates. It may not exceed a non-zero MaxAge.
 	Duplicates time.Duration
+	// Replicas is how many servers of a cluster hold the stream (1, 3 or 5). 0 creates the
+	// stream with one and leaves an existing stream's as it is, so that a stream an operator
+	// replicated is not set back to one on every start.
+	Replicas int
 }
 
 // CheckKeepFor returns an error if keep, a relay's KeepFor (RelayOptions), does not fit the
@@ -62,7 +67,7 @@ func StreamConfig(opts StreamOptions) jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		MaxAge:      opts.MaxAge,
 		Duplicates:  dup,
-		Replicas:    1,
+		Replicas:    max(opts.Replicas, 1),
 	}
 }
 
@@ -78,6 +83,17 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 	if cfg.MaxAge > 0 && cfg.Duplicates > cfg.MaxAge {
 		return nil, fmt.Errorf("broker: ensure stream %s: duplicate window %s exceeds MaxAge %s",
 			StreamName, cfg.Duplicates, cfg.MaxAge)
+	}
+	if opts.Replicas < 0 || opts.Replicas > 5 {
+		return nil, fmt.Errorf("broker: ensure stream %s: %d replicas: want 1 to 5, or 0 to keep the stream's", StreamName, opts.Replicas)
+	}
+	if opts.Replicas == 0 {
+		switch s, err := js.Stream(ctx, StreamName); {
+		case err == nil:
+			cfg.Replicas = max(s.CachedInfo().Config.Replicas, 1)
+		case !errors.Is(err, jetstream.ErrStreamNotFound):
+			return nil, fmt.Errorf("broker: ensure stream %s: %w", StreamName, err)
+		}
 	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {

@@ -18,6 +18,7 @@ type config struct {
 	natsURL       string
 	natsListen    string
 	natsSync      time.Duration // embedded JetStream fsync interval; 0 = every write
+	natsReplicas  int           // the stream's replicas; 0 = the existing stream's (1 for a new one)
 	dev           bool
 	jwtPublicKey  string
 	jwtIssuer     string
@@ -107,6 +108,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.dataDir, "data-dir", env("REFERRAL_DATA_DIR", "./data"), "directory for the bbolt file, keys and the embedded NATS store (REFERRAL_DATA_DIR)")
 	fs.StringVar(&c.natsURL, "nats-url", env("NATS_URL", ""), "external NATS server URL; empty runs an embedded server (NATS_URL)")
 	fs.StringVar(&c.natsListen, "nats-listen", env("REFERRAL_NATS_LISTEN", "127.0.0.1:4222"), "where the embedded NATS server listens for other clients (REFERRAL_NATS_LISTEN)")
+	fs.IntVar(&c.natsReplicas, "nats-replicas", int(envInt("REFERRAL_NATS_REPLICAS", 0)), "servers of a NATS cluster that hold the REFERRALS stream (1, 3 or 5); 0 keeps what an existing stream has and creates a new one with 1 (REFERRAL_NATS_REPLICAS)")
 	natsSync := fs.String("nats-sync", env("REFERRAL_NATS_SYNC", "1s"), "embedded NATS only: fsync JetStream writes every DURATION, such as 1s, with the outbox keeping delivered events twice that long so that none is lost on power loss; or \"always\", before each ack (slower) (REFERRAL_NATS_SYNC)")
 	outboxKeep := fs.String("outbox-keep", env("REFERRAL_OUTBOX_KEEP", ""), "how long the outbox keeps events JetStream acknowledged, to publish them again after a restart if the server lost them unsynced; default twice --nats-sync with the embedded server, 0 with --nats-url (for a server with sync_interval: always or replicated streams); set it above an external server's sync interval otherwise (REFERRAL_OUTBOX_KEEP)")
 	fs.BoolVar(&c.dev, "dev", env("REFERRAL_DEV", "") == "true", "development mode: dev signing key in the data dir, dev clock allowed (REFERRAL_DEV=true)")
@@ -154,6 +156,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if err := outboxKeepConfig(&c, *outboxKeep); err != nil {
 		return c, err
+	}
+	if c.natsReplicas < 0 || c.natsReplicas > 5 {
+		return c, fmt.Errorf("--nats-replicas %d: want 1 to 5, or 0 to keep the stream's", c.natsReplicas)
 	}
 	if clockStart != "" {
 		t, err := time.Parse(time.RFC3339, clockStart)

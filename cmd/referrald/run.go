@@ -169,7 +169,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		ensureStream(relayCtx, js, log)
+		ensureStream(relayCtx, js, cfg.natsReplicas, log)
 		_ = relay.Run(relayCtx)
 	}()
 	wg.Add(1)
@@ -309,11 +309,11 @@ func runRetention(ctx context.Context, db *store.DB, clock domain.Clock, retenti
 }
 
 // ensureStream creates the REFERRALS stream, retrying with backoff until NATS answers.
-func ensureStream(ctx context.Context, js jetstream.JetStream, log *slog.Logger) {
+func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) {
 	wait := 100 * time.Millisecond
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := broker.EnsureStream(cctx, js, broker.StreamOptions{})
+		_, err := broker.EnsureStream(cctx, js, broker.StreamOptions{Replicas: replicas})
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return

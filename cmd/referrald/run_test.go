@@ -267,6 +267,7 @@ func TestConfigRefusals(t *testing.T) {
 		"dev issuer outside --dev":   {"--jwt-public-key", "k.pem", "--jwt-issuer", "referrald-dev"},
 		"two key sources":            {"--jwt-public-key", "k.pem", "--jwks-file", "j.json", "--jwt-issuer", "https://idp"},
 		"symmetric algorithm":        {"--dev", "--data-dir", t.TempDir(), "--jwt-algorithms", "HS256"},
+		"seven stream replicas":      {"--dev", "--data-dir", t.TempDir(), "--nats-replicas", "7"},
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
