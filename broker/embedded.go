@@ -36,8 +36,9 @@ type EmbeddedOptions struct {
 // KeepForSync returns the RelayOptions.KeepFor that makes a server fsyncing every interval as
 // safe as one fsyncing every write: twice the interval. nats-server's flusher syncs the
 // stream's files, then waits interval before the next sync, so a message can wait for its
-// fsync a full interval plus the time the sync in progress takes; the second interval covers
-// that, and a slow disk. It returns 0 for interval <= 0 (every write is synced).
+// fsync a full interval plus the time of the sync in progress and of its own; the second
+// interval covers that while a sync takes less than half the interval (on a disk whose syncs
+// take longer, keep longer). It returns 0 for interval <= 0 (every write is synced).
 func KeepForSync(interval time.Duration) time.Duration {
 	return 2 * max(interval, 0)
 }

@@ -115,7 +115,7 @@ type RelayStatus struct {
 var ErrNotConnected = errors.New("broker: nats not connected")
 
 // Relay publishes outbox events to JetStream and removes each entry only after its ack (and,
-// with KeepFor, only once the stream has surely written it to disk), so an event is delivered
+// with KeepFor, only once the stream should have synced it: see KeepForSync), so an event is delivered
 // at least once whatever fails, and the events of one referral reach the stream in outbox
 // order.
 //

@@ -715,3 +715,84 @@ func TestBadPendingMarks(t *testing.T) {
 		t.Errorf("after indexing: %v", err)
 	}
 }
+
+// TestPagesIndexedBeforeTheItemsFile: a store from before the items file has list pages whose
+// "r" keys are in the index and whose marks are gone; it verifies and answers as it did, and
+// a page with neither keys nor mark is still a broken log.
+func TestPagesIndexedBeforeTheItemsFile(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	a := uuid.Must(uuid.NewV7()).String()
+	if err := db.AppendAudit(ctx, []domain.AuditEntry{pageEntry(1, a), pageEntry(2, a)}); err != nil {
+		t.Fatal(err)
+	}
+	// What the old indexer left: the keys in the index, the marks deleted.
+	tamper(t, db, func(tx *bolt.Tx) error {
+		for seq := uint64(1); seq <= 2; seq++ {
+			e, err := getAuditEntry(tx, seq)
+			if err != nil {
+				return err
+			}
+			_, ik := auditIndexKeys(&e)
+			for _, k := range ik {
+				if err := tx.Bucket(bucketAuditIndex).Put(k, []byte{}); err != nil {
+					return err
+				}
+			}
+			if err := tx.Bucket(bucketAuditPending).Delete(seqKey(seq)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if _, err := db.VerifyAudit(ctx, nil); err != nil {
+		t.Errorf("a store indexed the old way: %v", err)
+	}
+	if p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a}); err != nil || len(p.Items) != 2 {
+		t.Errorf("a's entries: %d, %v; want 2", len(p.Items), err)
+	}
+	tamper(t, db, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAuditIndex).Delete(append(auditRefPrefix(uuid.MustParse(a)), seqKey(2)...))
+	})
+	_, err := db.VerifyAudit(ctx, nil)
+	wantChainError(t, err, 2)
+}
+
+// TestUnreadableItemsFileIsRebuilt: an items file bbolt cannot open is set aside and rebuilt
+// from the log; the store opens and queries find every page.
+func TestUnreadableItemsFileIsRebuilt(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "referrals.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := uuid.Must(uuid.NewV7()).String()
+	if err := db.AppendAudit(ctx, []domain.AuditEntry{pageEntry(1, a), pageEntry(2, a)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.IndexAuditItems(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.pruneAuditMarks(nil); err != nil { // only the items file knows the pages now
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(itemsPath(path), bytes.Repeat([]byte("torn"), 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	again := mustOpenPath(t, path, Options{})
+	if aside := again.AuditItemsSetAside(); aside == "" {
+		t.Error("the unreadable file was not reported as set aside")
+	} else if b, err := os.ReadFile(aside); err != nil || !bytes.HasPrefix(b, []byte("torn")) {
+		t.Errorf("set-aside file %s: %v", aside, err)
+	}
+	if again.AuditItemsRebuilt() == 0 {
+		t.Error("not rebuilt")
+	}
+	if p, err := again.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a}); err != nil || len(p.Items) != 2 {
+		t.Errorf("a's entries: %d, %v; want 2", len(p.Items), err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/kela-hva/referrals/domain"
 )
@@ -62,7 +64,12 @@ type auditItems struct {
 	mu        sync.Mutex // one IndexAuditItems at a time
 	lastPrune time.Time
 	rebuilt   time.Duration // how long Open took to rebuild the file; 0: it did not
+	setAside  string        // where Open moved an unreadable file; "": it did not
 }
+
+// AuditItemsSetAside returns where Open moved an unreadable items file before rebuilding it,
+// or "".
+func (db *DB) AuditItemsSetAside() string { return db.items.setAside }
 
 // AuditItemsRebuilt returns how long Open took to rebuild the access log's items file from
 // the log (after a restore, or when the file was lost), or 0 if it did not have to.
@@ -72,11 +79,23 @@ func (db *DB) AuditItemsRebuilt() time.Duration { return db.items.rebuilt }
 // date with db's log: the pending marks only when it is consistent with the log, the whole
 // log otherwise.
 func (db *DB) openAuditItems(path string, timeout time.Duration) error {
-	ib, err := bolt.Open(itemsPath(path), 0o600, &bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistArrayType})
-	if err != nil {
-		return fmt.Errorf("store: open %s: %w", itemsPath(path), err)
+	ipath := itemsPath(path)
+	opts := &bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistArrayType}
+	ib, err := bolt.Open(ipath, 0o600, opts)
+	var aside string
+	if err != nil && !errors.Is(err, berrors.ErrTimeout) {
+		// Unreadable (a torn or damaged file): it holds nothing the log does not, so set
+		// it aside for inspection and rebuild rather than refuse to start.
+		aside = fmt.Sprintf("%s.broken-%d", ipath, time.Now().Unix())
+		if rerr := os.Rename(ipath, aside); rerr != nil {
+			return fmt.Errorf("store: open %s: %w (and cannot set it aside: %v)", ipath, err, rerr)
+		}
+		ib, err = bolt.Open(ipath, 0o600, opts)
 	}
-	db.items = &auditItems{bolt: ib}
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", ipath, err)
+	}
+	db.items = &auditItems{bolt: ib, setAside: aside}
 	err = ib.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketItems, bucketItemsMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -191,8 +210,10 @@ func (db *DB) rebuildAuditItems() error {
 // putItems writes keys to the items file and moves "through" to seq with its digest.
 func (db *DB) putItems(keys [][]byte, seq uint64, sum []byte) error {
 	return db.items.bolt.Update(func(itx *bolt.Tx) error {
+		// The default fill: a referral's new key lands at the end of its run, in the middle
+		// of the key space, where splitting full pages (0.95) leaves a trail of near-empty
+		// ones (measured: 39 % leaf use against 58 %).
 		b := itx.Bucket(bucketItems)
-		b.FillPercent = appendOnlyFill // keys grow within each referral's prefix
 		for _, k := range keys {
 			if err := b.Put(k, []byte{}); err != nil {
 				return err

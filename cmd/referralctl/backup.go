@@ -16,14 +16,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/kela-hva/referrals/store"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/kela-hva/referrals/api"
+	"github.com/kela-hva/referrals/store"
 )
 
 // dbFile is the name of the database in a data directory.

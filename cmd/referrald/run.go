@@ -55,6 +55,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if f := db.AuditItemsSetAside(); f != "" {
+		log.Warn("audit items file unreadable, set aside and rebuilt from the log", "file", f)
+	}
 	if d := db.AuditItemsRebuilt(); d > 0 {
 		log.Info("audit items rebuilt", "took", d.Round(time.Millisecond))
 	}
