@@ -13,30 +13,14 @@ import (
 
 	"github.com/kela-hva/referrals/broker"
 	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/internal/testkit"
 	"github.com/kela-hva/referrals/store"
 )
 
 var _ broker.Outbox = (*store.DB)(nil)
 
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newFakeClock is a clock standing at t0 that moves only when told to.
+func newFakeClock() *testkit.Clock { return testkit.NewClock(t0) }
 
 // publishCounter counts OnPublished calls by event id.
 type publishCounter struct {
