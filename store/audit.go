@@ -31,8 +31,9 @@ import (
 //	              "c" clientKey 0x00 seq       → (empty)  client searches and extracts
 //	privacy_meta  "audit_head"                 → seq | SHA-256 of the last entry
 //	              "audit_marks_pruned"         → seq      marks up to seq were deleted
-//	audit_pending seq                          → (empty)  list pages whose items may not be
-//	                                                       indexed yet (auditidx.go)
+//	audit_pending seq                          → id16…    list pages whose items may not be
+//	                                                       indexed yet, with the referrals
+//	                                                       they name (auditidx.go)
 //
 // body is the JSON of a domain.AuditEntry whose Seq is its key and whose Prev is the hex
 // SHA-256 of the previous entry's body ("" for seq 1); at is the entry's time as big-endian
@@ -268,7 +269,7 @@ func appendAudit(tx *bolt.Tx, entries []domain.AuditEntry) error {
 		if len(itemKeys) > 0 {
 			pending := tx.Bucket(bucketAuditPending)
 			pending.FillPercent = appendOnlyFill
-			if err := pending.Put(seqKey(seq), []byte{}); err != nil {
+			if err := pending.Put(seqKey(seq), markValue(itemKeys)); err != nil {
 				return fmt.Errorf("store: index audit entry %d: %w", seq, err)
 			}
 		}
@@ -688,7 +689,9 @@ func verifyAudit(ctx context.Context, tx *bolt.Tx, items *bolt.Bucket, through u
 			case len(itemKeys) == 0 || inIndex:
 			case seq > through && tx.Bucket(bucketAuditPending).Get(k) == nil:
 				return &ChainError{Seq: seq, Reason: "list page neither indexed nor pending: queries by referral would not find it"}
-			case seq <= through && slices.ContainsFunc(itemKeys, func(ik []byte) bool { return items.Get(ik) == nil && idx.Get(ik) == nil }):
+			case seq <= through && slices.ContainsFunc(itemKeys, func(ik []byte) bool {
+				return !postingHas(items, ik[:len(ik)-8], seq) && idx.Get(ik) == nil
+			}):
 				return &ChainError{Seq: seq, Reason: "index entry missing: queries and extracts would not find this entry"}
 			}
 			if anchor != nil && anchor.Seq == seq {
@@ -703,13 +706,19 @@ func verifyAudit(ctx context.Context, tx *bolt.Tx, items *bolt.Bucket, through u
 		last := next - 1
 		// Every pending mark names an entry of a list page (its items' keys are owed later).
 		pc := tx.Bucket(bucketAuditPending).Cursor()
-		for k, _ := pc.First(); k != nil; k, _ = pc.Next() {
+		for k, v := pc.First(); k != nil; k, v = pc.Next() {
 			if len(k) != 8 || binary.BigEndian.Uint64(k) == 0 || binary.BigEndian.Uint64(k) > last {
 				return &ChainError{Seq: last + 1, Reason: fmt.Sprintf("pending index mark %x names no entry", k)}
 			}
 			seq := binary.BigEndian.Uint64(k)
-			if e, err := getAuditEntry(tx, seq); err != nil || len(e.Items) == 0 {
+			e, err := getAuditEntry(tx, seq)
+			if err != nil || len(e.Items) == 0 {
 				return &ChainError{Seq: seq, Reason: "pending index mark on an entry without items"}
+			}
+			// A mark carries the ids the indexer files the page under: they must be the
+			// page's (marks written before they carried ids have none).
+			if _, itemKeys := auditIndexKeys(&e); len(v) > 0 && !bytes.Equal(v, markValue(itemKeys)) {
+				return &ChainError{Seq: seq, Reason: "pending index mark names other referrals than its entry"}
 			}
 		}
 		hseq, hsum := readHead(tx.Bucket(bucketPrivacyMeta))

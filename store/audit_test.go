@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -445,14 +447,38 @@ func TestListPageEntriesAreIndexedLater(t *testing.T) {
 		t.Fatalf("nothing pending: IndexAuditItems = %d, %v", n, err)
 	}
 	// Now the page's keys are owed in the items file: losing one is a broken log.
-	if err := db.items.bolt.Update(func(tx *bolt.Tx) error {
-		id := uuid.MustParse(b)
-		return tx.Bucket(bucketItems).Delete(append(auditRefPrefix(id), seqKey(4)...))
-	}); err != nil {
-		t.Fatal(err)
-	}
+	dropPosting(t, db, b, 4)
 	_, err := db.VerifyAudit(ctx, nil)
 	wantChainError(t, err, 4)
+}
+
+// dropPosting removes page seq from referral ref's postings in the items file.
+func dropPosting(t *testing.T, db *DB, ref string, seq uint64) {
+	t.Helper()
+	prefix := auditRefPrefix(uuid.MustParse(ref))
+	err := db.items.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketItems)
+		c := b.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			seqs, _ := decodePosting(binary.BigEndian.Uint64(k[len(prefix):]), v, nil)
+			if !slices.Contains(seqs, seq) {
+				continue
+			}
+			seqs = slices.DeleteFunc(seqs, func(s uint64) bool { return s == seq })
+			if err := b.Delete(bytes.Clone(k)); err != nil {
+				return err
+			}
+			if len(seqs) > 0 {
+				return b.Put(append(bytes.Clone(prefix), seqKey(seqs[0])...), encodePosting(seqs))
+			}
+			return nil
+		}
+		t.Fatalf("page %d is not filed under %s", seq, ref)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestAuditItemsFile: indexing a page's items commits to the items file only (a request's
@@ -795,4 +821,96 @@ func TestUnreadableItemsFileIsRebuilt(t *testing.T) {
 	if p, err := again.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a}); err != nil || len(p.Items) != 2 {
 		t.Errorf("a's entries: %d, %v; want 2", len(p.Items), err)
 	}
+}
+
+// TestPostingsAcrossPasses: a referral's pages filed over several indexing passes (a posting
+// key each) page in seq order at every page size, with the cursor inside a posting and
+// between postings; a damaged posting is a broken log.
+func TestPostingsAcrossPasses(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	a, b := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
+	var want []uint64
+	seq := uint64(0)
+	for pass := range 4 {
+		for i := range 3 {
+			e := pageEntry(pass*3+i, a, b)
+			if i == 1 {
+				e = pageEntry(pass*3+i, b) // not a's
+			}
+			if err := db.AppendAudit(ctx, []domain.AuditEntry{e}); err != nil {
+				t.Fatal(err)
+			}
+			seq++
+			if i != 1 {
+				want = append(want, seq)
+			}
+		}
+		if pass < 3 { // the last pass stays pending
+			if _, err := db.IndexAuditItems(ctx, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var keys int
+	_ = db.items.bolt.View(func(tx *bolt.Tx) error { keys = tx.Bucket(bucketItems).Stats().KeyN; return nil })
+	if keys != 6 {
+		t.Errorf("%d posting keys, want one per referral per pass (6)", keys)
+	}
+	for limit := 1; limit <= 4; limit++ {
+		var got []uint64
+		after := ""
+		for range 20 {
+			p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a, Limit: limit, After: after})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range p.Items {
+				got = append(got, e.Seq)
+			}
+			if after = p.Next; after == "" {
+				break
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("limit %d: a's pages %v, want %v", limit, got, want)
+		}
+	}
+	if _, err := db.VerifyAudit(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A posting whose value is cut short no longer files its later pages.
+	if err := db.items.bolt.Update(func(tx *bolt.Tx) error {
+		k := append(auditRefPrefix(uuid.MustParse(a)), seqKey(want[0])...)
+		return tx.Bucket(bucketItems).Put(k, []byte{0x80})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.VerifyAudit(ctx, nil)
+	wantChainError(t, err, want[0])
+}
+
+// TestPendingMarkCarriesItsReferrals: a page's mark names its referrals, so the indexer files
+// it without reading the entry; a mark altered to name another referral is a broken log.
+func TestPendingMarkCarriesItsReferrals(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	a, b := uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7())
+	if err := db.AppendAudit(ctx, []domain.AuditEntry{pageEntry(1, a.String(), b.String())}); err != nil {
+		t.Fatal(err)
+	}
+	var mark []byte
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		mark = bytes.Clone(tx.Bucket(bucketAuditPending).Get(seqKey(1)))
+		return nil
+	})
+	if !bytes.Equal(mark, append(a[:], b[:]...)) {
+		t.Fatalf("mark = %x, want the two ids", mark)
+	}
+	other := uuid.Must(uuid.NewV7())
+	tamper(t, db, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAuditPending).Put(seqKey(1), append(a[:], other[:]...))
+	})
+	_, err := db.VerifyAudit(ctx, nil)
+	wantChainError(t, err, 1)
 }

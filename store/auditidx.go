@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,9 +26,14 @@ import (
 // them):
 //
 //	<name>-audit-items<ext>
-//	  items  "r" id16 seq  → (empty)         as audit_index's "r" keys
-//	  meta   "through"     → seq | SHA-256   every pending entry up to seq is under items;
+//	  postings "r" id16 seq → uvarint deltas  the list pages that named referral id, in one
+//	                                         indexing pass: seq, then seq+d1, +d2, …
+//	  meta     "through"    → seq | SHA-256   every pending entry up to seq is in postings;
 //	                                         the digest is that entry's in the log
+//	           "format"     → 2               (1, a key per page and referral, is rebuilt)
+//
+// One key per referral per pass instead of one per page and referral: an inbox shows the same
+// referrals page after page, so a pass of a thousand pages writes a few dozen keys.
 //
 // The store's own file keeps the to-do list: appendAudit marks each page entry in
 // audit_pending in the request's transaction. IndexAuditItems reads the marks after
@@ -41,9 +47,11 @@ import (
 // is missing, from another history (its "through" entry has another digest, as after a
 // restore), or older than the pruned marks. Backups copy the store's file only.
 var (
-	bucketItems       = []byte("items")
+	bucketItems       = []byte("postings")
 	bucketItemsMeta   = []byte("meta")
 	itemsThrough      = []byte("through")
+	itemsFormat       = []byte("format")
+	itemsFormatV2     = []byte{2}
 	metaMarksPruned   = []byte("audit_marks_pruned")
 	errItemsStale     = errors.New("audit items file is stale")
 	auditMarksPruneIn = 10 * time.Second // how often IndexAuditItems deletes handled marks
@@ -142,6 +150,9 @@ func entryDigest(tx *bolt.Tx, seq uint64) []byte {
 func (db *DB) itemsConsistent() error {
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		return db.items.bolt.View(func(itx *bolt.Tx) error {
+			if !bytes.Equal(itx.Bucket(bucketItemsMeta).Get(itemsFormat), itemsFormatV2) {
+				return errItemsStale
+			}
 			through, sum := readThrough(itx)
 			pruned := uint64(0)
 			if v := tx.Bucket(bucketPrivacyMeta).Get(metaMarksPruned); len(v) == 8 {
@@ -162,7 +173,13 @@ func (db *DB) rebuildAuditItems() error {
 		if err := itx.DeleteBucket(bucketItems); err != nil {
 			return err
 		}
+		if err := itx.DeleteBucket([]byte("items")); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return err // format 1's
+		}
 		if _, err := itx.CreateBucket(bucketItems); err != nil {
+			return err
+		}
+		if err := itx.Bucket(bucketItemsMeta).Put(itemsFormat, itemsFormatV2); err != nil {
 			return err
 		}
 		return itx.Bucket(bucketItemsMeta).Delete(itemsThrough)
@@ -172,7 +189,7 @@ func (db *DB) rebuildAuditItems() error {
 	}
 	const chunk = 4096
 	for next := uint64(1); ; {
-		var keys [][]byte
+		lists := postings{}
 		var through uint64
 		var sum []byte
 		err := db.bolt.View(func(tx *bolt.Tx) error {
@@ -184,12 +201,15 @@ func (db *DB) rebuildAuditItems() error {
 					continue // VerifyAudit names it
 				}
 				through, sum = binary.BigEndian.Uint64(k), bytes.Clone(v[len(v)-sha256.Size:])
+				body := v[:len(v)-sha256.Size]
+				if body[0] != deflated && !bytes.Contains(body, []byte(`"items"`)) {
+					continue // not a list page: no need to decode it
+				}
 				var e domain.AuditEntry
-				if decodeAuditBody(v[:len(v)-sha256.Size], &e) != nil {
+				if decodeAuditBody(body, &e) != nil {
 					continue
 				}
-				_, ik := auditIndexKeys(&e)
-				keys = append(keys, ik...)
+				lists.add(&e)
 			}
 			return nil
 		})
@@ -199,7 +219,7 @@ func (db *DB) rebuildAuditItems() error {
 		if through < next {
 			break
 		}
-		if err := db.putItems(keys, through, sum); err != nil {
+		if err := db.putItems(lists, through, sum); err != nil {
 			return fmt.Errorf("store: rebuild audit items: %w", err)
 		}
 		next = through + 1
@@ -207,15 +227,61 @@ func (db *DB) rebuildAuditItems() error {
 	return db.pruneAuditMarks(nil)
 }
 
-// putItems writes keys to the items file and moves "through" to seq with its digest.
-func (db *DB) putItems(keys [][]byte, seq uint64, sum []byte) error {
+// postings are one indexing pass's list pages by referral, seqs ascending.
+type postings map[[16]byte][]uint64
+
+// add files the entry e (with its Seq) under each referral its items name.
+func (p postings) add(e *domain.AuditEntry) {
+	for _, it := range e.Items {
+		if id, ok := parseID(it.ReferralID); ok {
+			p.addIDs(e.Seq, [][16]byte{id})
+		}
+	}
+}
+
+// addIDs files page seq under each of ids; seqs come in ascending order.
+func (p postings) addIDs(seq uint64, ids [][16]byte) {
+	for _, id := range ids {
+		if s := p[id]; len(s) == 0 || s[len(s)-1] != seq {
+			p[id] = append(s, seq)
+		}
+	}
+}
+
+// encodePosting is the value of a posting key whose seq is seqs[0]: the deltas after it.
+func encodePosting(seqs []uint64) []byte {
+	v := make([]byte, 0, 2*len(seqs))
+	for i := 1; i < len(seqs); i++ {
+		v = binary.AppendUvarint(v, seqs[i]-seqs[i-1])
+	}
+	return v
+}
+
+// decodePosting appends the seqs of the posting with key seq first and value v to out; false
+// if v is malformed.
+func decodePosting(first uint64, v []byte, out []uint64) ([]uint64, bool) {
+	out = append(out, first)
+	for seq := first; len(v) > 0; {
+		d, n := binary.Uvarint(v)
+		if n <= 0 || d == 0 {
+			return out, false
+		}
+		seq += d
+		out = append(out, seq)
+		v = v[n:]
+	}
+	return out, true
+}
+
+// putItems writes the postings to the items file and moves "through" to seq with its
+// digest.
+func (db *DB) putItems(lists postings, seq uint64, sum []byte) error {
 	return db.items.bolt.Update(func(itx *bolt.Tx) error {
-		// The default fill: a referral's new key lands at the end of its run, in the middle
-		// of the key space, where splitting full pages (0.95) leaves a trail of near-empty
-		// ones (measured: 39 % leaf use against 58 %).
 		b := itx.Bucket(bucketItems)
-		for _, k := range keys {
-			if err := b.Put(k, []byte{}); err != nil {
+		ids := slices.SortedFunc(maps.Keys(lists), func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+		for _, id := range ids { // in key order: bbolt's cursor stays near
+			seqs := lists[id]
+			if err := b.Put(append(auditRefPrefix(id), seqKey(seqs[0])...), encodePosting(seqs)); err != nil {
 				return err
 			}
 		}
@@ -249,31 +315,32 @@ func (db *DB) IndexAuditItems(ctx context.Context, max int) (int, error) {
 	}
 	db.items.mu.Lock()
 	defer db.items.mu.Unlock()
-	var keys, bad [][]byte
+	var bad [][]byte
+	lists := postings{}
 	var through uint64
-	var sum []byte
+	var lastSum []byte
 	n := 0
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		return db.itemsView(tx, func(_ *bolt.Bucket, done uint64) error {
 			through = done
 			c := tx.Bucket(bucketAuditPending).Cursor()
-			for k, _ := c.Seek(seqKey(done + 1)); k != nil && n < max; k, _ = c.Next() {
+			for k, v := c.Seek(seqKey(done + 1)); k != nil && n < max; k, v = c.Next() {
 				n++
 				if len(k) != 8 {
 					bad = append(bad, bytes.Clone(k)) // nothing to index; VerifyAudit names it
 					continue
 				}
 				seq := binary.BigEndian.Uint64(k)
-				e, err := getAuditEntry(tx, seq)
-				if err != nil {
-					// A missing or unreadable entry: the chain check names it; indexing
-					// the others must go on.
+				ids, ok := markIDs(tx, seq, v)
+				sum := entryDigest(tx, seq)
+				if !ok || sum == nil {
+					// A bad mark, or a missing or unreadable entry: the chain check names
+					// it; indexing the others must go on.
 					bad = append(bad, bytes.Clone(k))
 					continue
 				}
-				_, ik := auditIndexKeys(&e)
-				keys = append(keys, ik...)
-				through, sum = seq, bytes.Clone(entryDigest(tx, seq))
+				lists.addIDs(seq, ids)
+				through, lastSum = seq, bytes.Clone(sum)
 			}
 			return nil
 		})
@@ -281,8 +348,8 @@ func (db *DB) IndexAuditItems(ctx context.Context, max int) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("store: index audit items: %w", err)
 	}
-	if sum != nil {
-		if err := db.putItems(keys, through, sum); err != nil {
+	if lastSum != nil {
+		if err := db.putItems(lists, through, lastSum); err != nil {
 			return 0, fmt.Errorf("store: index audit items: %w", err)
 		}
 	}
@@ -348,44 +415,119 @@ func (db *DB) AuditItemsPending() (int, error) {
 	return n, err
 }
 
+// markValue is a pending mark's value: the 16-byte ids of the referrals the page names (from
+// its "r" item keys), so that the indexer and queries need not decode the entry. Marks written
+// before carry none (empty): their entry is read instead.
+func markValue(itemKeys [][]byte) []byte {
+	v := make([]byte, 0, 16*len(itemKeys))
+	for _, k := range itemKeys {
+		v = append(v, k[1:17]...) // "r" id16 seq
+	}
+	return v
+}
+
+// markIDs returns the referral ids of the pending mark with value v of the entry seq,
+// reading the entry for a mark without them; false if neither tells.
+func markIDs(tx *bolt.Tx, seq uint64, v []byte) ([][16]byte, bool) {
+	if len(v) > 0 {
+		if len(v)%16 != 0 {
+			return nil, false
+		}
+		ids := make([][16]byte, len(v)/16)
+		for i := range ids {
+			copy(ids[i][:], v[16*i:])
+		}
+		return ids, true
+	}
+	e, err := getAuditEntry(tx, seq)
+	if err != nil || len(e.Items) == 0 {
+		return nil, false
+	}
+	var ids [][16]byte
+	for _, it := range e.Items {
+		if id, ok := parseID(it.ReferralID); ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids, true
+}
+
 // pendingSeqsOf returns the seqs, ascending, of the entries marked after through with an item
 // of one of the referrals ids (their "r" keys are not in the items file yet).
 func pendingSeqsOf(tx *bolt.Tx, through uint64, ids []string) []uint64 {
+	var want [][16]byte
+	for _, s := range ids {
+		if id, ok := parseID(s); ok {
+			want = append(want, id)
+		}
+	}
 	var out []uint64
 	c := tx.Bucket(bucketAuditPending).Cursor()
-	for k, _ := c.Seek(seqKey(through + 1)); k != nil; k, _ = c.Next() {
+	for k, v := c.Seek(seqKey(through + 1)); k != nil; k, v = c.Next() {
 		if len(k) != 8 {
 			continue
 		}
-		e, err := getAuditEntry(tx, binary.BigEndian.Uint64(k))
-		if err != nil {
-			continue // a broken entry: VerifyAudit names it; it must not stop every query
+		seq := binary.BigEndian.Uint64(k)
+		named, ok := markIDs(tx, seq, v)
+		if !ok {
+			continue // a broken mark or entry: VerifyAudit names it; it must not stop every query
 		}
-		if slices.ContainsFunc(e.Items, func(it domain.AuditItem) bool { return slices.Contains(ids, it.ReferralID) }) {
-			out = append(out, e.Seq)
+		if slices.ContainsFunc(named, func(id [16]byte) bool { return slices.Contains(want, id) }) {
+			out = append(out, seq)
 		}
 	}
 	return out
 }
 
-// itemSeqs returns the seqs, ascending, of the keys under prefix in the items file that are
-// after after (nil: all) and not past through.
+// itemSeqs returns the seqs, ascending, of the list pages the items file files under prefix
+// ("r" id16) that are after after (nil: all) and not past through.
 func itemSeqs(items *bolt.Bucket, prefix []byte, after []byte, through uint64) []uint64 {
-	var out []uint64
+	var out, seqs []uint64
 	c := items.Cursor()
-	seek := prefix
+	k, v := c.Seek(prefix)
 	if after != nil {
-		seek = append(bytes.Clone(prefix), after...)
+		// Start at the posting that may hold seqs after after: the last one that begins at
+		// or before it.
+		if k, v = c.Seek(append(bytes.Clone(prefix), after...)); k == nil || !bytes.Equal(k[len(prefix):], after) {
+			if pk, pv := c.Prev(); pk != nil && bytes.HasPrefix(pk, prefix) {
+				k, v = pk, pv
+			} else {
+				k, v = c.Seek(append(bytes.Clone(prefix), after...))
+			}
+		}
 	}
-	for k, _ := c.Seek(seek); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		if len(k) != len(prefix)+8 || (after != nil && bytes.Compare(k[len(prefix):], after) <= 0) {
+	var min uint64
+	if after != nil {
+		min = binary.BigEndian.Uint64(after)
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) != len(prefix)+8 {
 			continue
 		}
-		seq := binary.BigEndian.Uint64(k[len(prefix):])
-		if seq > through {
+		first := binary.BigEndian.Uint64(k[len(prefix):])
+		if first > through {
 			break
 		}
-		out = append(out, seq)
+		seqs, _ = decodePosting(first, v, seqs[:0]) // a malformed tail: VerifyAudit names it
+		for _, seq := range seqs {
+			if (after == nil || seq > min) && seq <= through {
+				out = append(out, seq)
+			}
+		}
 	}
 	return out
+}
+
+// postingHas reports whether the items file files the page seq under prefix ("r" id16).
+func postingHas(items *bolt.Bucket, prefix []byte, seq uint64) bool {
+	c := items.Cursor()
+	k, v := c.Seek(append(bytes.Clone(prefix), seqKey(seq)...))
+	if k == nil || !bytes.Equal(k[len(prefix):], seqKey(seq)) {
+		k, v = c.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
+		return false
+	}
+	seqs, ok := decodePosting(binary.BigEndian.Uint64(k[len(prefix):]), v, nil)
+	return ok && slices.Contains(seqs, seq)
 }

@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("audit items file unreadable, set aside and rebuilt from the log", "file", f)
 	}
 	if d := db.AuditItemsRebuilt(); d > 0 {
-		log.Info("audit items rebuilt", "took", d.Round(time.Millisecond))
+		log.Info("audit items rebuilt", "took", d.Round(time.Millisecond).String())
 	}
 	defer func() {
 		if err := db.Close(); err != nil {
