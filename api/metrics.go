@@ -247,7 +247,7 @@ type StoreCounters struct {
 func (m *Metrics) WatchStore(stats func() StoreCounters) error {
 	for _, c := range []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricStoreCommits,
-			Help: "Write transactions committed (each one fsync of the data file) since start."},
+			Help: "Write transactions committed (each one durable commit of the data file: bbolt fsyncs its pages, then its meta page) since start."},
 			func() float64 { return float64(stats().Commits) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricStoreWrites,
 			Help: "Writes committed since start; divided by the commits, the group-commit batch size."},

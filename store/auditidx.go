@@ -105,12 +105,17 @@ func (db *DB) openAuditItems(path string, timeout time.Duration) error {
 	}
 	db.items = &auditItems{bolt: ib, setAside: aside}
 	err = ib.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketItems, bucketItemsMeta} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+		if tx.Bucket(bucketItemsMeta) == nil { // a new file: of the current format, empty
+			meta, err := tx.CreateBucket(bucketItemsMeta)
+			if err != nil {
+				return err
+			}
+			if err := meta.Put(itemsFormat, itemsFormatV2); err != nil {
 				return err
 			}
 		}
-		return nil
+		_, err := tx.CreateBucketIfNotExists(bucketItems)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("store: open %s: %w", itemsPath(path), err)
@@ -371,6 +376,18 @@ func (db *DB) pruneAuditMarks(bad [][]byte) error {
 	})
 	if err != nil {
 		return fmt.Errorf("store: prune audit marks: %w", err)
+	}
+	due := false // anything to delete or record: no commit for nothing
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketAuditPending).Cursor().First()
+		v := tx.Bucket(bucketPrivacyMeta).Get(metaMarksPruned)
+		due = len(bad) > 0 || (k != nil && bytes.Compare(k, seqKey(through)) <= 0) ||
+			(through > 0 && (len(v) != 8 || binary.BigEndian.Uint64(v) < through))
+		return nil
+	})
+	if err != nil || !due {
+		db.items.lastPrune = time.Now()
+		return err
 	}
 	err = db.group.do(func(tx *bolt.Tx) error {
 		pending, meta := tx.Bucket(bucketAuditPending), tx.Bucket(bucketPrivacyMeta)
