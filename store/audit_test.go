@@ -923,3 +923,110 @@ func TestPendingMarkCarriesItsReferrals(t *testing.T) {
 	_, err := db.VerifyAudit(ctx, nil)
 	wantChainError(t, err, 1)
 }
+
+// TestPostingsOfAdjacentReferrals: when the next key after a referral's postings is the next
+// referral's posting starting at the same seq, paging and verification still find the
+// referral's own posting (the cursor must compare whole keys).
+func TestPostingsOfAdjacentReferrals(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpen(t)
+	a := uuid.MustParse("01a20650-0000-7000-8000-000000000001")
+	b := uuid.MustParse("01a20650-0000-7000-8000-000000000002")
+	for _, e := range []domain.AuditEntry{pageEntry(1, a.String()), pageEntry(2, a.String(), b.String()), pageEntry(3, a.String())} {
+		if err := db.AppendAudit(ctx, []domain.AuditEntry{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.IndexAuditItems(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	after := ""
+	for range 5 {
+		p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a.String(), Limit: 1, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Items {
+			got = append(got, e.Seq)
+		}
+		if after = p.Next; after == "" {
+			break
+		}
+	}
+	if fmt.Sprint(got) != "[1 2 3]" {
+		t.Errorf("a's pages one at a time: %v, want [1 2 3]", got)
+	}
+	if _, err := db.VerifyAudit(ctx, nil); err != nil {
+		t.Error(err)
+	}
+	// A damaged mark does not hide its page: the entry decides.
+	if err := db.AppendAudit(ctx, []domain.AuditEntry{pageEntry(4, b.String())}); err != nil {
+		t.Fatal(err)
+	}
+	tamper(t, db, func(tx *bolt.Tx) error { return tx.Bucket(bucketAuditPending).Put(seqKey(4), []byte{1, 2, 3}) })
+	if _, err := db.IndexAuditItems(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: b.String()}); err != nil || len(p.Items) != 2 {
+		t.Errorf("b's pages after a damaged mark: %d, %v; want 2", len(p.Items), err)
+	}
+}
+
+// TestItemsFileAfterARollback: a binary of the previous items format, run on this format's file,
+// indexes into its own keys and prunes the marks; back on this format, Open sees its own
+// watermark behind the pruned marks and rebuilds, so no page goes missing.
+func TestItemsFileAfterARollback(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "referrals.db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := uuid.Must(uuid.NewV7())
+	if err := db.AppendAudit(ctx, []domain.AuditEntry{pageEntry(1, a.String()), pageEntry(2, a.String())}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.IndexAuditItems(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AppendAudit(ctx, []domain.AuditEntry{pageEntry(3, a.String())}); err != nil {
+		t.Fatal(err)
+	}
+	// What the previous format's indexer does with page 3: its own bucket and watermark, then
+	// the marks pruned.
+	sum3 := entryDigestOf(t, db, 3)
+	if err := db.items.bolt.Update(func(tx *bolt.Tx) error {
+		old, err := tx.CreateBucketIfNotExists([]byte("items"))
+		if err != nil {
+			return err
+		}
+		if err := old.Put(append(auditRefPrefix(a), seqKey(3)...), []byte{}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketItemsMeta).Put([]byte("through"), append(seqKey(3), sum3...))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tamper(t, db, func(tx *bolt.Tx) error {
+		for seq := uint64(1); seq <= 3; seq++ {
+			if err := tx.Bucket(bucketAuditPending).Delete(seqKey(seq)); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketPrivacyMeta).Put(metaMarksPruned, seqKey(3))
+	})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := mustOpenPath(t, path, Options{})
+	if again.AuditItemsRebuilt() == 0 {
+		t.Error("not rebuilt")
+	}
+	if p, err := again.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a.String()}); err != nil || len(p.Items) != 3 {
+		t.Errorf("a's pages: %d, %v; want 3", len(p.Items), err)
+	}
+	if _, err := again.VerifyAudit(ctx, nil); err != nil {
+		t.Error(err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,7 +29,7 @@ import (
 //	<name>-audit-items<ext>
 //	  postings "r" id16 seq → uvarint deltas  the list pages that named referral id, in one
 //	                                         indexing pass: seq, then seq+d1, +d2, …
-//	  meta     "through"    → seq | SHA-256   every pending entry up to seq is in postings;
+//	  meta     "through2"   → seq | SHA-256   every pending entry up to seq is in postings;
 //	                                         the digest is that entry's in the log
 //	           "format"     → 2               (1, a key per page and referral, is rebuilt)
 //
@@ -49,7 +50,7 @@ import (
 var (
 	bucketItems       = []byte("postings")
 	bucketItemsMeta   = []byte("meta")
-	itemsThrough      = []byte("through")
+	itemsThrough      = []byte("through2") // not format 1's "through": a binary of either format reads only its own
 	itemsFormat       = []byte("format")
 	itemsFormatV2     = []byte{2}
 	metaMarksPruned   = []byte("audit_marks_pruned")
@@ -214,7 +215,8 @@ func (db *DB) rebuildAuditItems() error {
 				if decodeAuditBody(body, &e) != nil {
 					continue
 				}
-				lists.add(&e)
+				_, ik := auditIndexKeys(&e)
+				lists.addIDs(through, markIDsOf(ik)) // the key's seq: a body claiming another is verify's to name
 			}
 			return nil
 		})
@@ -234,15 +236,6 @@ func (db *DB) rebuildAuditItems() error {
 
 // postings are one indexing pass's list pages by referral, seqs ascending.
 type postings map[[16]byte][]uint64
-
-// add files the entry e (with its Seq) under each referral its items name.
-func (p postings) add(e *domain.AuditEntry) {
-	for _, it := range e.Items {
-		if id, ok := parseID(it.ReferralID); ok {
-			p.addIDs(e.Seq, [][16]byte{id})
-		}
-	}
-}
 
 // addIDs files page seq under each of ids; seqs come in ascending order.
 func (p postings) addIDs(seq uint64, ids [][16]byte) {
@@ -268,7 +261,7 @@ func decodePosting(first uint64, v []byte, out []uint64) ([]uint64, bool) {
 	out = append(out, first)
 	for seq := first; len(v) > 0; {
 		d, n := binary.Uvarint(v)
-		if n <= 0 || d == 0 {
+		if n <= 0 || d == 0 || d > math.MaxUint64-seq {
 			return out, false
 		}
 		seq += d
@@ -385,9 +378,12 @@ func (db *DB) pruneAuditMarks(bad [][]byte) error {
 			(through > 0 && (len(v) != 8 || binary.BigEndian.Uint64(v) < through))
 		return nil
 	})
-	if err != nil || !due {
+	if err != nil {
+		return fmt.Errorf("store: prune audit marks: %w", err)
+	}
+	if !due {
 		db.items.lastPrune = time.Now()
-		return err
+		return nil
 	}
 	err = db.group.do(func(tx *bolt.Tx) error {
 		pending, meta := tx.Bucket(bucketAuditPending), tx.Bucket(bucketPrivacyMeta)
@@ -443,13 +439,20 @@ func markValue(itemKeys [][]byte) []byte {
 	return v
 }
 
+// markIDsOf returns the referral ids of a page's "r" item keys.
+func markIDsOf(itemKeys [][]byte) [][16]byte {
+	ids := make([][16]byte, len(itemKeys))
+	for i, k := range itemKeys {
+		copy(ids[i][:], k[1:17])
+	}
+	return ids
+}
+
 // markIDs returns the referral ids of the pending mark with value v of the entry seq,
-// reading the entry for a mark without them; false if neither tells.
+// reading the entry for a mark without them (or with a damaged value: the log decides; verify
+// names the mark); false if neither tells.
 func markIDs(tx *bolt.Tx, seq uint64, v []byte) ([][16]byte, bool) {
-	if len(v) > 0 {
-		if len(v)%16 != 0 {
-			return nil, false
-		}
+	if len(v) > 0 && len(v)%16 == 0 {
 		ids := make([][16]byte, len(v)/16)
 		for i := range ids {
 			copy(ids[i][:], v[16*i:])
@@ -460,13 +463,8 @@ func markIDs(tx *bolt.Tx, seq uint64, v []byte) ([][16]byte, bool) {
 	if err != nil || len(e.Items) == 0 {
 		return nil, false
 	}
-	var ids [][16]byte
-	for _, it := range e.Items {
-		if id, ok := parseID(it.ReferralID); ok {
-			ids = append(ids, id)
-		}
-	}
-	return ids, true
+	_, ik := auditIndexKeys(&e)
+	return markIDsOf(ik), true
 }
 
 // pendingSeqsOf returns the seqs, ascending, of the entries marked after through with an item
@@ -505,11 +503,12 @@ func itemSeqs(items *bolt.Bucket, prefix []byte, after []byte, through uint64) [
 	if after != nil {
 		// Start at the posting that may hold seqs after after: the last one that begins at
 		// or before it.
-		if k, v = c.Seek(append(bytes.Clone(prefix), after...)); k == nil || !bytes.Equal(k[len(prefix):], after) {
+		start := append(bytes.Clone(prefix), after...)
+		if k, v = c.Seek(start); !bytes.Equal(k, start) {
 			if pk, pv := c.Prev(); pk != nil && bytes.HasPrefix(pk, prefix) {
 				k, v = pk, pv
 			} else {
-				k, v = c.Seek(append(bytes.Clone(prefix), after...))
+				k, v = c.Seek(start)
 			}
 		}
 	}
@@ -538,8 +537,9 @@ func itemSeqs(items *bolt.Bucket, prefix []byte, after []byte, through uint64) [
 // postingHas reports whether the items file files the page seq under prefix ("r" id16).
 func postingHas(items *bolt.Bucket, prefix []byte, seq uint64) bool {
 	c := items.Cursor()
-	k, v := c.Seek(append(bytes.Clone(prefix), seqKey(seq)...))
-	if k == nil || !bytes.Equal(k[len(prefix):], seqKey(seq)) {
+	key := append(bytes.Clone(prefix), seqKey(seq)...)
+	k, v := c.Seek(key)
+	if !bytes.Equal(k, key) {
 		k, v = c.Prev()
 	}
 	if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
