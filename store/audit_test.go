@@ -390,19 +390,7 @@ func TestListPageEntriesAreIndexedLater(t *testing.T) {
 			}
 		}
 		// Two at a time: the cursor crosses from indexed to pending entries.
-		var all []uint64
-		after := ""
-		for range 5 {
-			p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a, Limit: 2, After: after})
-			if err != nil {
-				t.Fatal(err)
-			}
-			all = append(all, seqs(p.Items)...)
-			if after = p.Next; after == "" {
-				break
-			}
-		}
-		if fmt.Sprint(all) != "[1 2 3 5]" {
+		if all := pagedSeqs(t, db, a, 2); fmt.Sprint(all) != "[1 2 3 5]" {
 			t.Errorf("%s: paged a's entries %v, want [1 2 3 5]", stage, all)
 		}
 		ext, err := db.AuditOf(ctx, domain.ExtractFilter{Org: "hva-90", ReferralIDs: []string{b}})
@@ -866,21 +854,7 @@ func TestPostingsAcrossPasses(t *testing.T) {
 		want []uint64
 	}{{a, want}, {b, all}} {
 		for limit := 1; limit <= 4; limit++ {
-			var got []uint64
-			after := ""
-			for range 20 {
-				p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: tc.ref, Limit: limit, After: after})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, e := range p.Items {
-					got = append(got, e.Seq)
-				}
-				if after = p.Next; after == "" {
-					break
-				}
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			if got := pagedSeqs(t, db, tc.ref, limit); fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("limit %d: %s's pages %v, want %v", limit, tc.ref, got, tc.want)
 			}
 		}
@@ -940,21 +914,7 @@ func TestPostingsOfAdjacentReferrals(t *testing.T) {
 	if _, err := db.IndexAuditItems(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
-	var got []uint64
-	after := ""
-	for range 5 {
-		p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a.String(), Limit: 1, After: after})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range p.Items {
-			got = append(got, e.Seq)
-		}
-		if after = p.Next; after == "" {
-			break
-		}
-	}
-	if fmt.Sprint(got) != "[1 2 3]" {
+	if got := pagedSeqs(t, db, a.String(), 1); fmt.Sprint(got) != "[1 2 3]" {
 		t.Errorf("a's pages one at a time: %v, want [1 2 3]", got)
 	}
 	if _, err := db.VerifyAudit(ctx, nil); err != nil {
@@ -1029,4 +989,28 @@ func TestItemsFileAfterARollback(t *testing.T) {
 	if _, err := again.VerifyAudit(ctx, nil); err != nil {
 		t.Error(err)
 	}
+}
+
+// pagedSeqs returns the seqs of referral ref's access log read limit entries at a time, as an
+// auditor at Kela pages through it.
+func pagedSeqs(t interface {
+	Helper()
+	Fatal(...any)
+}, db *DB, ref string, limit int) []uint64 {
+	t.Helper()
+	got := []uint64{}
+	after := ""
+	for range 1000 {
+		p, err := db.Audit(context.Background(), domain.AuditFilter{Org: domain.Kela, ReferralID: ref, Limit: limit, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Items {
+			got = append(got, e.Seq)
+		}
+		if after = p.Next; after == "" {
+			break
+		}
+	}
+	return got
 }

@@ -87,21 +87,7 @@ func TestAuditQueriesAgainstAModel(t *testing.T) {
 				exp = "[]"
 			}
 			for limit := 1; limit <= 3; limit++ {
-				got := []uint64{}
-				after := ""
-				for range 100 {
-					p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: id, Limit: limit, After: after})
-					if err != nil {
-						rt.Fatal(err)
-					}
-					for _, e := range p.Items {
-						got = append(got, e.Seq)
-					}
-					if after = p.Next; after == "" {
-						break
-					}
-				}
-				if fmt.Sprint(got) != exp {
+				if got := pagedSeqs(rt, db, id, limit); fmt.Sprint(got) != exp {
 					rt.Fatalf("%s at limit %d: %v, want %s", id, limit, got, exp)
 				}
 			}
