@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"runtime/debug"
 )
 
@@ -27,4 +28,22 @@ func tuneGC(getenv func(string) string) (percent int, limit int64) {
 		limit = gcMemoryLimit
 	}
 	return percent, limit
+}
+
+// minProcs is the fewest Ps the service runs with unless GOMAXPROCS says otherwise. Go sets
+// GOMAXPROCS from the CPU limit of the container, 1 for a one-CPU container; with one P a
+// commit's fsync holds the only P until the runtime's monitor hands it on (up to 10 ms), and
+// everything waits behind it: measured on one core, 508 creates/s with p99 0.75–2.4 s at one
+// P against 3,182/s with p99 42 ms at two. A second P lets requests run during the fsync; the
+// kernel still holds the process to its CPU limit.
+const minProcs = 2
+
+// tuneProcs raises GOMAXPROCS to minProcs when the environment does not set it, and returns
+// the value it set, or 0 if it left Go's own.
+func tuneProcs(getenv func(string) string) int {
+	if getenv("GOMAXPROCS") != "" || runtime.GOMAXPROCS(0) >= minProcs {
+		return 0
+	}
+	runtime.GOMAXPROCS(minProcs)
+	return minProcs
 }

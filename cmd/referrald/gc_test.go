@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"runtime/debug"
 	"testing"
 )
@@ -30,5 +31,21 @@ func TestTuneGCLeavesWhatTheEnvironmentSets(t *testing.T) {
 	}
 	if got := debug.SetMemoryLimit(-1); got != gcMemoryLimit {
 		t.Errorf("memory limit %d, want %d", got, gcMemoryLimit)
+	}
+}
+
+func TestTuneProcsRaisesOneToTwoUnlessTheEnvironmentSets(t *testing.T) {
+	old := runtime.GOMAXPROCS(1)
+	t.Cleanup(func() { runtime.GOMAXPROCS(old) })
+
+	if set := tuneProcs(func(k string) string { return map[string]string{"GOMAXPROCS": "1"}[k] }); set != 0 || runtime.GOMAXPROCS(0) != 1 {
+		t.Errorf("with GOMAXPROCS=1 in the environment: set %d, now %d; want it left at 1", set, runtime.GOMAXPROCS(0))
+	}
+	if set := tuneProcs(func(string) string { return "" }); set != minProcs || runtime.GOMAXPROCS(0) != minProcs {
+		t.Errorf("one P: set %d, now %d; want %d", set, runtime.GOMAXPROCS(0), minProcs)
+	}
+	runtime.GOMAXPROCS(4)
+	if set := tuneProcs(func(string) string { return "" }); set != 0 || runtime.GOMAXPROCS(0) != 4 {
+		t.Errorf("four Ps: set %d, now %d; want them left", set, runtime.GOMAXPROCS(0))
 	}
 }

@@ -13,7 +13,8 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	tuneGC(os.Getenv) // gc.go
+	tuneGC(os.Getenv)    // gc.go
+	tuneProcs(os.Getenv) // gc.go
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "referrald:", err)
 		os.Exit(1)
