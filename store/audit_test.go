@@ -574,7 +574,7 @@ func TestAuditItemsFile(t *testing.T) {
 	if err := other.Close(); err != nil {
 		t.Fatal(err)
 	}
-	copyFile(t, itemsPath(otherPath), itemsPath(path))
+	copyFile(t, AuditItemsPath(otherPath), AuditItemsPath(path))
 	again := mustOpenPath(t, path, Options{})
 	if got := seqsOf(again, b); got != "[2 3 5]" {
 		t.Errorf("foreign items file: b's entries %s, want [2 3 5]", got)
@@ -794,7 +794,7 @@ func TestUnreadableItemsFileIsRebuilt(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(itemsPath(path), bytes.Repeat([]byte("torn"), 4096), 0o600); err != nil {
+	if err := os.WriteFile(AuditItemsPath(path), bytes.Repeat([]byte("torn"), 4096), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	again := mustOpenPath(t, path, Options{})

@@ -60,9 +60,7 @@ var (
 
 // AuditItemsPath is the items file of the store at path: referrals.db →
 // referrals-audit-items.db. Tools that copy a data dir leave it out: Open rebuilds it.
-func AuditItemsPath(path string) string { return itemsPath(path) }
-
-func itemsPath(path string) string {
+func AuditItemsPath(path string) string {
 	ext := filepath.Ext(path)
 	return strings.TrimSuffix(path, ext) + "-audit-items" + ext
 }
@@ -88,7 +86,7 @@ func (db *DB) AuditItemsRebuilt() time.Duration { return db.items.rebuilt }
 // date with db's log: the pending marks only when it is consistent with the log, the whole
 // log otherwise.
 func (db *DB) openAuditItems(path string, timeout time.Duration) error {
-	ipath := itemsPath(path)
+	ipath := AuditItemsPath(path)
 	opts := &bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistArrayType}
 	ib, err := bolt.Open(ipath, 0o600, opts)
 	var aside string
@@ -119,7 +117,7 @@ func (db *DB) openAuditItems(path string, timeout time.Duration) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("store: open %s: %w", itemsPath(path), err)
+		return fmt.Errorf("store: open %s: %w", ipath, err)
 	}
 	if err := db.itemsConsistent(); errors.Is(err, errItemsStale) {
 		start := time.Now()

@@ -72,7 +72,7 @@ func TestAuditQueriesAgainstAModel(t *testing.T) {
 					rt.Fatal(err)
 				}
 				if rapid.Bool().Draw(rt, "lose items file") {
-					if err := os.Remove(itemsPath(path)); err != nil {
+					if err := os.Remove(AuditItemsPath(path)); err != nil {
 						rt.Fatal(err)
 					}
 				}
