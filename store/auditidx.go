@@ -45,8 +45,9 @@ import (
 // each page entry at least once.
 //
 // The items file holds nothing that the log does not: Open rebuilds it from the log when it
-// is missing, from another history (its "through" entry has another digest, as after a
-// restore), or older than the pruned marks. Backups copy the store's file only.
+// is from another history (its "through" entry has another digest, as after a restore),
+// older than the pruned marks (as when it is missing after they were pruned), of another
+// format, or unreadable (set aside first). Backups copy the store's file only.
 var (
 	bucketItems       = []byte("postings")
 	bucketItemsMeta   = []byte("meta")
@@ -140,6 +141,15 @@ func readThrough(tx *bolt.Tx) (uint64, []byte) {
 	return binary.BigEndian.Uint64(v), v[8:]
 }
 
+// readPruned returns how far the store's marks have been pruned (privacy_meta
+// "audit_marks_pruned"), 0 if never.
+func readPruned(meta *bolt.Bucket) uint64 {
+	if v := meta.Get(metaMarksPruned); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
 // entryDigest returns the digest stored with log entry seq, nil if there is none.
 func entryDigest(tx *bolt.Tx, seq uint64) []byte {
 	v := tx.Bucket(bucketAudit).Get(seqKey(seq))
@@ -158,10 +168,7 @@ func (db *DB) itemsConsistent() error {
 				return errItemsStale
 			}
 			through, sum := readThrough(itx)
-			pruned := uint64(0)
-			if v := tx.Bucket(bucketPrivacyMeta).Get(metaMarksPruned); len(v) == 8 {
-				pruned = binary.BigEndian.Uint64(v)
-			}
+			pruned := readPruned(tx.Bucket(bucketPrivacyMeta))
 			if through > 0 && !bytes.Equal(entryDigest(tx, through), sum) || through < pruned {
 				return errItemsStale
 			}
@@ -371,9 +378,8 @@ func (db *DB) pruneAuditMarks(bad [][]byte) error {
 	due := false // anything to delete or record: no commit for nothing
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		k, _ := tx.Bucket(bucketAuditPending).Cursor().First()
-		v := tx.Bucket(bucketPrivacyMeta).Get(metaMarksPruned)
 		due = len(bad) > 0 || (k != nil && bytes.Compare(k, seqKey(through)) <= 0) ||
-			(through > 0 && (len(v) != 8 || binary.BigEndian.Uint64(v) < through))
+			readPruned(tx.Bucket(bucketPrivacyMeta)) < through
 		return nil
 	})
 	if err != nil {
@@ -385,10 +391,6 @@ func (db *DB) pruneAuditMarks(bad [][]byte) error {
 	}
 	err = db.group.do(func(tx *bolt.Tx) error {
 		pending, meta := tx.Bucket(bucketAuditPending), tx.Bucket(bucketPrivacyMeta)
-		pruned := uint64(0)
-		if v := meta.Get(metaMarksPruned); len(v) == 8 {
-			pruned = binary.BigEndian.Uint64(v)
-		}
 		var del [][]byte
 		c := pending.Cursor()
 		for k, _ := c.First(); k != nil && bytes.Compare(k, seqKey(through)) <= 0; k, _ = c.Next() {
@@ -399,7 +401,7 @@ func (db *DB) pruneAuditMarks(bad [][]byte) error {
 				return err
 			}
 		}
-		if through > pruned {
+		if through > readPruned(meta) {
 			return meta.Put(metaMarksPruned, seqKey(through))
 		}
 		return nil
@@ -431,13 +433,13 @@ func (db *DB) AuditItemsPending() (int, error) {
 // before carry none (empty): their entry is read instead.
 func markValue(itemKeys [][]byte) []byte {
 	v := make([]byte, 0, 16*len(itemKeys))
-	for _, k := range itemKeys {
-		v = append(v, k[1:17]...) // "r" id16 seq
+	for _, id := range markIDsOf(itemKeys) {
+		v = append(v, id[:]...)
 	}
 	return v
 }
 
-// markIDsOf returns the referral ids of a page's "r" item keys.
+// markIDsOf returns the referral ids of a page's "r" item keys ("r" id16 seq).
 func markIDsOf(itemKeys [][]byte) [][16]byte {
 	ids := make([][16]byte, len(itemKeys))
 	for i, k := range itemKeys {
@@ -499,16 +501,7 @@ func itemSeqs(items *bolt.Bucket, prefix []byte, after []byte, through uint64) [
 	c := items.Cursor()
 	k, v := c.Seek(prefix)
 	if after != nil {
-		// Start at the posting that may hold seqs after after: the last one that begins at
-		// or before it.
-		start := append(bytes.Clone(prefix), after...)
-		if k, v = c.Seek(start); !bytes.Equal(k, start) {
-			if pk, pv := c.Prev(); pk != nil && bytes.HasPrefix(pk, prefix) {
-				k, v = pk, pv
-			} else {
-				k, v = c.Seek(start)
-			}
-		}
+		k, v = seekPosting(c, prefix, after) // the posting that may hold seqs after after
 	}
 	var min uint64
 	if after != nil {
@@ -532,14 +525,23 @@ func itemSeqs(items *bolt.Bucket, prefix []byte, after []byte, through uint64) [
 	return out
 }
 
+// seekPosting positions c at the last posting under prefix ("r" id16) that begins at or
+// before seq (8 bytes), the one that may hold seq, or else at the first key after it. Whole
+// keys are compared: the next referral's posting may begin at the same seq.
+func seekPosting(c *bolt.Cursor, prefix, seq []byte) (k, v []byte) {
+	start := append(bytes.Clone(prefix), seq...)
+	if k, v = c.Seek(start); bytes.Equal(k, start) {
+		return k, v
+	}
+	if pk, pv := c.Prev(); pk != nil && bytes.HasPrefix(pk, prefix) {
+		return pk, pv
+	}
+	return c.Seek(start)
+}
+
 // postingHas reports whether the items file files the page seq under prefix ("r" id16).
 func postingHas(items *bolt.Bucket, prefix []byte, seq uint64) bool {
-	c := items.Cursor()
-	key := append(bytes.Clone(prefix), seqKey(seq)...)
-	k, v := c.Seek(key)
-	if !bytes.Equal(k, key) {
-		k, v = c.Prev()
-	}
+	k, v := seekPosting(items.Cursor(), prefix, seqKey(seq))
 	if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
 		return false
 	}
