@@ -536,6 +536,14 @@ func (r *Relay) Backlog() (waiting, kept int, err error) {
 	return max(n-len(r.kept), 0), len(r.kept), nil
 }
 
+// Kept returns how many acknowledged entries the relay keeps in the outbox for KeepFor
+// (Backlog's kept) without reading the outbox.
+func (r *Relay) Kept() int {
+	r.mem.Lock()
+	defer r.mem.Unlock()
+	return len(r.kept)
+}
+
 // OldestWaiting returns the oldest outbox entry JetStream has not acknowledged, and false
 // when every entry is acknowledged. It reads the outbox from where the relay reads on, and
 // returns the outbox's error if that read fails.

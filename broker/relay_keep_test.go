@@ -97,6 +97,9 @@ func backlog(t *testing.T, r *broker.Relay) (waiting, kept int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if k := r.Kept(); k != kept {
+		t.Fatalf("Kept() = %d, Backlog's kept %d", k, kept)
+	}
 	return waiting, kept
 }
 

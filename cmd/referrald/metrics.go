@@ -18,10 +18,7 @@ func watchMetrics(m *api.Metrics, db *store.DB, relay *broker.Relay, clock domai
 			waiting, _, err := relay.Backlog()
 			return waiting, err
 		},
-		Kept: func() (int, error) {
-			_, kept, err := relay.Backlog()
-			return kept, err
-		},
+		Kept: func() (int, error) { return relay.Kept(), nil }, // no second walk of the outbox
 		Oldest: func() (time.Time, bool, error) {
 			en, ok, err := relay.OldestWaiting()
 			return en.Event.Time, ok, err
