@@ -219,10 +219,13 @@ func (o *countingObserver) ObserveMilestones(ds []domain.ReportDelta) {
 // observer hears each once, after the commit.
 func TestAggregatesSurviveBatchRetries(t *testing.T) {
 	obs := &countingObserver{}
-	db := mustOpenPath(t, filepath.Join(t.TempDir(), "r.db"), Options{MaxBatchDelay: 300 * time.Millisecond, MaxBatchSize: 1000, Observer: obs})
+	db := mustOpenPath(t, filepath.Join(t.TempDir(), "r.db"), Options{MaxBatchSize: 1000, Observer: obs})
 	const n = 8
 	runs := make([]atomic.Int32, n)
 	var wg sync.WaitGroup
+	// The good writes, then the failing one, queue behind a held transaction, so all nine
+	// form the next batch in that order, whatever the scheduler does (commit_test.go).
+	release := hold(t, db.group)
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
@@ -237,12 +240,18 @@ func TestAggregatesSurviveBatchRetries(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(50 * time.Millisecond) // the failing write joins the same batch, last
+	waitQueued(t, db.group, n)
 	bad := statsReferral("hva-90", statsHki(2026, 11, 2, 10), "")
 	bad.ID = "not-a-uuid"
-	if err := db.Update(context.Background(), func(domain.Tx) (*domain.Change, error) {
-		return &domain.Change{Referrals: []*domain.Referral{bad}}, nil
-	}); err == nil {
+	badErr := make(chan error, 1)
+	go func() {
+		badErr <- db.Update(context.Background(), func(domain.Tx) (*domain.Change, error) {
+			return &domain.Change{Referrals: []*domain.Referral{bad}}, nil
+		})
+	}()
+	waitQueued(t, db.group, n+1)
+	release()
+	if err := <-badErr; err == nil {
 		t.Error("the bad write succeeded")
 	}
 	wg.Wait()
