@@ -53,7 +53,14 @@ type DB struct {
 	stats     *statsState  // stats.go: response-time aggregates
 	records   *recordCache // reccache.go: decoded referrals of list pages
 	items     *auditItems  // auditidx.go: list pages' "r" keys, in a file of their own
+
+	legacyDropped  int           // index entries of the old layout Open deleted (keys.go)
+	legacyDropTook time.Duration // and how long that took
 }
+
+// LegacyIndexDropped returns how many index entries of the layout before 23 Nov 2026 Open
+// deleted, once, and how long it took (0, 0 for a file without any).
+func (db *DB) LegacyIndexDropped() (int, time.Duration) { return db.legacyDropped, db.legacyDropTook }
 
 var _ domain.Store = (*DB)(nil)
 
@@ -89,8 +96,18 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	t0 := time.Now()
+	dropped, err := dropLegacyOrgIndex(bdb) // keys.go
+	if err != nil {
+		keyrings.Delete(bdb)
+		_ = bdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
 	db := &DB{bolt: bdb, group: newCommitter(bdb, opts.MaxBatchDelay, opts.MaxBatchSize),
 		committed: make(chan struct{}, 1), keys: opts.Keys, stats: newStatsState(opts), records: newRecordCache(recordCacheMax)}
+	if dropped > 0 {
+		db.legacyDropped, db.legacyDropTook = dropped, time.Since(t0)
+	}
 	if err := db.initStats(); err != nil { // stats.go: after the keyring, as it may read referrals
 		_ = db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

@@ -19,11 +19,12 @@ const (
 
 // List returns one page of f.Org's referrals in f.Direction, newest first.
 //
-// Without a status filter it scans the organisation's direction index, with one the
-// organisation's status index, from just below f.After downwards, so a page reads O(Limit)
-// records. The kind and urgency filters are checked against the index entries while scanning:
-// only matching records are decoded, but the scan visits index entries until the page is full,
-// O(entries up to the last match) when matches are rare.
+// With a status filter it scans the organisation's status range of the index; without one it
+// merges all its status ranges by id (a dozen at most). Either way it reads from just below
+// f.After downwards, so a page reads O(Limit) records. The kind and urgency filters are
+// checked against the index entries while scanning: only matching records are decoded, but
+// the scan visits index entries until the page is full, O(entries up to the last match) when
+// matches are rare.
 //
 // Limit defaults to DefaultLimit and is capped at MaxLimit. Page.Next is the id of the last
 // item when another matching referral follows, else "". It returns EMalformed for a missing
@@ -39,20 +40,42 @@ func (db *DB) List(ctx context.Context, f domain.ListFilter) (domain.Page, error
 	if hasNUL(string(f.Status)) {
 		return domain.Page{}, domain.Errorf(domain.EMalformed, "invalid status")
 	}
-	prefix := orgPrefix(f.Org, dir)
-	if f.Status != "" {
-		prefix = statusPrefix(f.Org, dir, f.Status)
+	ranges := onePrefix(statusPrefix(f.Org, dir, f.Status))
+	if f.Status == "" {
+		ranges = func(tx *bolt.Tx) [][]byte { return statusRanges(tx, dirPrefix(f.Org, dir)) }
 	}
-
-	return db.page(prefix, after, func(v []byte) bool { return matchIndexValue(v, f.Kind, f.Urgency) }, limit)
+	return db.page(ranges, after, func(v []byte) bool { return matchIndexValue(v, f.Kind, f.Urgency) }, limit)
 }
 
-// page reads up to limit referrals of the index entries under prefix that match, newest
-// first, starting below after; Next is set when more may follow.
-func (db *DB) page(prefix []byte, after *uuid.UUID, match func(v []byte) bool, limit int) (domain.Page, error) {
+// statusRanges returns the prefixes of the status ranges present under prefix (an
+// organisation's direction), one seek each.
+func statusRanges(tx *bolt.Tx, prefix []byte) [][]byte {
+	var out [][]byte
+	c := tx.Bucket(bucketIndex).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); {
+		i := bytes.IndexByte(k[len(prefix):], 0)
+		if i < 0 { // not an entry of a status range; none are written
+			k, _ = c.Next()
+			continue
+		}
+		status := bytes.Clone(k[:len(prefix)+i+1])
+		out = append(out, status)
+		k, _ = c.Seek(prefixEnd(status))
+	}
+	return out
+}
+
+// onePrefix is the ranges of page for a single prefix.
+func onePrefix(prefix []byte) func(*bolt.Tx) [][]byte {
+	return func(*bolt.Tx) [][]byte { return [][]byte{prefix} }
+}
+
+// page reads up to limit referrals of the index entries under the prefixes ranges returns
+// that match, newest first, starting below after; Next is set when more may follow.
+func (db *DB) page(ranges func(*bolt.Tx) [][]byte, after *uuid.UUID, match func(v []byte) bool, limit int) (domain.Page, error) {
 	page := domain.Page{Items: make([]*domain.Referral, 0, min(limit, 16))}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		more, err := scanNewestFirst(tx, db.records.load, prefix, after, match, limit,
+		more, err := scanNewestFirst(tx, db.records.load, ranges(tx), after, match, limit,
 			func(r *domain.Referral) { page.Items = append(page.Items, r) })
 		if more && len(page.Items) > 0 {
 			page.Next = page.Items[len(page.Items)-1].ID
@@ -76,7 +99,7 @@ func (db *DB) ClientReferrals(ctx context.Context, key string) ([]*domain.Referr
 		return out, nil
 	}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		_, err := scanNewestFirst(tx, loadReferral, clientPrefix(key), nil, nil, -1,
+		_, err := scanNewestFirst(tx, loadReferral, [][]byte{clientPrefix(key)}, nil, nil, -1,
 			func(r *domain.Referral) { out = append(out, r) })
 		return err
 	})
@@ -86,47 +109,97 @@ func (db *DB) ClientReferrals(ctx context.Context, key string) ([]*domain.Referr
 	return out, nil
 }
 
-// scanNewestFirst walks the index entries prefix+id16 from just below after (or from the
-// newest) downwards, and calls emit with the referral of each entry whose value match accepts
-// (nil accepts all), at most limit times (limit < 0: no limit), the referral decoded by load. It reports whether a further
-// matching entry follows the last emitted one; that entry's record is not read.
-func scanNewestFirst(tx *bolt.Tx, load func(*bolt.Tx, uuid.UUID) (*domain.Referral, error), prefix []byte, after *uuid.UUID, match func(v []byte) bool,
+// scanNewestFirst walks the index entries prefix+id16 of every prefix, merged by id, from just
+// below after (or from the newest) downwards, and calls emit with the referral of each entry
+// whose value match accepts (nil accepts all), at most limit times (limit < 0: no limit), the
+// referral decoded by load. It reports whether a further matching entry follows the last
+// emitted one; that entry's record is not read.
+func scanNewestFirst(tx *bolt.Tx, load func(*bolt.Tx, uuid.UUID) (*domain.Referral, error), prefixes [][]byte, after *uuid.UUID, match func(v []byte) bool,
 	limit int, emit func(*domain.Referral)) (more bool, err error) {
-	var start []byte
-	if after != nil {
-		start = append(bytes.Clone(prefix), after[:]...)
-	} else {
-		start = prefixEnd(prefix)
-	}
-	c := tx.Bucket(bucketIndex).Cursor()
-	var k, v []byte
-	if start == nil {
-		k, v = c.Last()
-	} else if k, _ = c.Seek(start); k == nil {
-		k, v = c.Last()
-	} else {
-		k, v = c.Prev()
+	heads := make([]rangeCursor, len(prefixes))
+	for i, p := range prefixes {
+		heads[i] = rangeCursor{c: tx.Bucket(bucketIndex).Cursor(), prefix: p}
+		heads[i].start(after)
 	}
 	n := 0
-	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
-		if len(k) != len(prefix)+idLen || (match != nil && !match(v)) {
-			continue
+	var last []byte
+	for {
+		h := newestHead(heads)
+		if h == nil {
+			return false, nil
 		}
-		if limit >= 0 && n == limit {
-			return true, nil
+		// An id in two ranges would be an index out of step with its record: show it once.
+		if id := h.id(); !bytes.Equal(id, last) && (match == nil || match(h.v)) {
+			if limit >= 0 && n == limit {
+				return true, nil
+			}
+			r, err := load(tx, uuid.UUID(id))
+			if err != nil {
+				return false, err
+			}
+			if r == nil {
+				return false, fmt.Errorf("store: index entry %x names a missing referral %x", h.k, id)
+			}
+			emit(r)
+			n++
+			last = id
 		}
-		id := uuid.UUID(k[len(prefix):])
-		r, err := load(tx, id)
-		if err != nil {
-			return false, err
-		}
-		if r == nil {
-			return false, fmt.Errorf("store: index entry %x names a missing referral %s", k, id)
-		}
-		emit(r)
-		n++
+		h.next()
 	}
-	return false, nil
+}
+
+// rangeCursor walks the entries prefix+id16 of one index range downwards; k is nil when the
+// range is done.
+type rangeCursor struct {
+	c      *bolt.Cursor
+	prefix []byte
+	k, v   []byte
+}
+
+// start moves to the range's newest entry below after, or its newest when after is nil.
+func (rc *rangeCursor) start(after *uuid.UUID) {
+	var from []byte
+	if after != nil {
+		from = append(bytes.Clone(rc.prefix), after[:]...)
+	} else {
+		from = prefixEnd(rc.prefix)
+	}
+	var k, v []byte
+	if from == nil {
+		k, v = rc.c.Last()
+	} else if k, _ = rc.c.Seek(from); k == nil {
+		k, v = rc.c.Last()
+	} else {
+		k, v = rc.c.Prev()
+	}
+	rc.settle(k, v)
+}
+
+func (rc *rangeCursor) next() { rc.settle(rc.c.Prev()) }
+
+// settle stops at the first entry of the range from k downwards, skipping keys of another
+// shape (none are written).
+func (rc *rangeCursor) settle(k, v []byte) {
+	for ; k != nil && bytes.HasPrefix(k, rc.prefix); k, v = rc.c.Prev() {
+		if len(k) == len(rc.prefix)+idLen {
+			rc.k, rc.v = k, v
+			return
+		}
+	}
+	rc.k, rc.v = nil, nil
+}
+
+func (rc *rangeCursor) id() []byte { return rc.k[len(rc.prefix):] }
+
+// newestHead returns the cursor whose entry has the greatest id, or nil when all are done.
+func newestHead(heads []rangeCursor) *rangeCursor {
+	var best *rangeCursor
+	for i := range heads {
+		if h := &heads[i]; h.k != nil && (best == nil || bytes.Compare(h.id(), best.id()) > 0) {
+			best = h
+		}
+	}
+	return best
 }
 
 // pageParams reads what every paged list of an organisation needs from f: the index

@@ -82,7 +82,7 @@ func parseLoadFlags(args []string, getenv func(string) string, stderr io.Writer)
 	fs.DurationVar(&c.batchDelay, "batch-delay", 2*time.Millisecond, "the yardstick's bbolt batch delay: the service's --batch-delay")
 	fs.StringVar(&c.yardstickDir, "yardstick-dir", "", "where the yardstick's bbolt file goes (default: a temporary directory in --data-dir, removed afterwards)")
 	fs.StringVar(&listOrg, "list-org", "hva-90", "the county whose inbox the list requests read")
-	fs.StringVar(&c.listStatus, "list-status", "sent", "the status filter of the list requests")
+	fs.StringVar(&c.listStatus, "list-status", "sent", "the status filter of the list requests (\"\": every status)")
 	fs.IntVar(&c.pid, "pid", 0, "process id of the service: report its resident memory (Linux /proc) before, during and after")
 	fs.DurationVar(&c.interval, "interval", 0, "print a line per interval (throughput, p50/p99, errors, and the service's goroutines, heap and RSS from its /metrics): for soak runs")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "timeout of one request")
@@ -96,7 +96,7 @@ func parseLoadFlags(args []string, getenv func(string) string, stderr io.Writer)
 	if !c.listOrg.IsCounty() {
 		return c, fmt.Errorf("--list-org %q: want a county such as hva-90", listOrg)
 	}
-	if !domain.Status(c.listStatus).Valid() {
+	if c.listStatus != "" && !domain.Status(c.listStatus).Valid() {
 		return c, fmt.Errorf("--list-status %q: not a state", c.listStatus)
 	}
 	switch {
@@ -414,8 +414,12 @@ func (l *loader) describe() string {
 	if l.cfg.rate > 0 {
 		mode = fmt.Sprintf("%.0f requests/s (at most %d in flight)", l.cfg.rate, l.cfg.concurrency)
 	}
-	return fmt.Sprintf("load: %s for %s (warm-up %s), mix %s, seed %d; list = %s inbox, status %s, 50 a page",
-		mode, l.cfg.duration, l.cfg.warmup, strings.Join(mix, ","), l.cfg.seed, l.cfg.listOrg, l.cfg.listStatus)
+	status := "status " + l.cfg.listStatus
+	if l.cfg.listStatus == "" {
+		status = "every status"
+	}
+	return fmt.Sprintf("load: %s for %s (warm-up %s), mix %s, seed %d; list = %s inbox, %s, 50 a page",
+		mode, l.cfg.duration, l.cfg.warmup, strings.Join(mix, ","), l.cfg.seed, l.cfg.listOrg, status)
 }
 
 // drawBodies makes 1024 create bodies from the seed: Kela's two main kinds, clients in
@@ -681,7 +685,10 @@ func (l *loader) request(ctx context.Context, t *target, w *worker, q *workQueue
 		}
 		return op, l.send(ctx, t, domain.Kela, "GET", "/v1/referrals/"+id, nil, nil)
 	case opList:
-		path := "/v1/referrals?direction=incoming&limit=50&status=" + url.QueryEscape(l.cfg.listStatus)
+		path := "/v1/referrals?direction=incoming&limit=50"
+		if l.cfg.listStatus != "" {
+			path += "&status=" + url.QueryEscape(l.cfg.listStatus)
+		}
 		return op, l.send(ctx, t, l.cfg.listOrg, "GET", path, nil, nil)
 	case opTransition:
 		r, action, ok := q.take()

@@ -100,7 +100,8 @@ func TestLoadMixAgainstTheServiceWithEventLatency(t *testing.T) {
 
 func TestLoadAtAFixedRate(t *testing.T) {
 	s := startStack(t, stackOptions{})
-	cfg := mustLoadConfig(t, "--url", s.url, "--data-dir", s.dataDir, "--only", "list",
+	// The inbox of every status (the mix test lists one status).
+	cfg := mustLoadConfig(t, "--url", s.url, "--data-dir", s.dataDir, "--only", "list", "--list-status", "",
 		"--rate", "200", "--duration", "1s", "--concurrency", "32", "--interval", "300ms")
 	var out bytes.Buffer
 	res, err := load(context.Background(), cfg, &out)
@@ -122,6 +123,9 @@ func TestLoadAtAFixedRate(t *testing.T) {
 		if smp.ok < 40 || smp.p50 > smp.p99 || smp.goroutines <= 0 {
 			t.Errorf("interval %+v: want about 60 answers, ordered percentiles, the service's goroutines", smp)
 		}
+	}
+	if !strings.Contains(out.String(), "hva-90 inbox, every status") {
+		t.Errorf("the header does not name the list:\n%s", out.String())
 	}
 	if !strings.Contains(out.String(), "drift, first interval → last") {
 		t.Errorf("no drift line:\n%s", out.String())

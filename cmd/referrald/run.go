@@ -61,6 +61,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if d := db.AuditItemsRebuilt(); d > 0 {
 		log.Info("audit items rebuilt", "took", d.Round(time.Millisecond).String())
 	}
+	if n, d := db.LegacyIndexDropped(); n > 0 {
+		log.Info("old organisation index entries deleted (once, after the upgrade)", "entries", n, "took", d.Round(time.Millisecond).String())
+	}
 	defer func() {
 		if err := db.Close(); err != nil {
 			log.Error("close store", "err", err)

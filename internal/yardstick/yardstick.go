@@ -149,7 +149,8 @@ func (s *Store) handleCreate(c echo.Context) error {
 	return c.JSONBlob(http.StatusCreated, rec)
 }
 
-// indexKey is dir org 0x00 id16, like the service's direction index.
+// indexKey is dir org 0x00 id16: an organisation's range in one direction, like the service's
+// index entries (which also name the status).
 func indexKey(dir byte, org string, id uuid.UUID) []byte {
 	k := make([]byte, 0, 2+len(org)+len(id))
 	k = append(k, dir)
