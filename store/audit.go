@@ -13,11 +13,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/kela-hva/referrals/domain"
 )
@@ -635,8 +637,74 @@ func (db *DB) VerifyAudit(ctx context.Context, anchor *AuditHead) (AuditHead, er
 	return head, nil
 }
 
+// VerifyAuditFile is VerifyAudit on the store file at path, opened read-only, without Open:
+// it writes nothing, to the file or next to it, so a data dir kept as evidence stays byte for
+// byte as it was. The items file (derived data) is read, read-only, when it belongs to the log
+// as it is; when it is missing or does not (after a restore, say), the list pages it would
+// hold are not checked against it and itemsChecked is false — the chain, the digests, the
+// head, the anchor, the index and the pending marks are checked all the same. Like Open it
+// waits up to timeout for the lock a running service holds, then returns an error wrapping
+// bbolt's ErrTimeout.
+func VerifyAuditFile(ctx context.Context, path string, anchor *AuditHead, timeout time.Duration) (head AuditHead, itemsChecked bool, err error) {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ro := &bolt.Options{ReadOnly: true, Timeout: timeout}
+	bdb, err := bolt.Open(path, 0o600, ro)
+	if err != nil {
+		return head, false, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	defer bdb.Close()
+	var ib *bolt.DB
+	ipath := AuditItemsPath(path)
+	if _, serr := os.Stat(ipath); serr == nil {
+		ib, err = bolt.Open(ipath, 0o600, ro)
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return head, false, fmt.Errorf("store: open %s: %w", ipath, err)
+		case err != nil: // unreadable: Open would set it aside; here it is just not used
+			ib = nil
+		default:
+			defer ib.Close()
+		}
+	}
+	err = bdb.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketAudit, bucketAuditIndex, bucketPrivacyMeta, bucketAuditPending} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("no %s bucket: not a store of this version (start referrald on it once, or verify a copy)", b)
+			}
+		}
+		pruned := readPruned(tx.Bucket(bucketPrivacyMeta))
+		without := func() error {
+			// Marks after pruned are all still there; the pages before are not checked.
+			head, err = verifyAudit(ctx, tx, nil, pruned, anchor)
+			return err
+		}
+		if ib == nil {
+			return without()
+		}
+		return ib.View(func(itx *bolt.Tx) error {
+			if !itemsCurrent(tx, itx) {
+				return without()
+			}
+			through, _ := readThrough(itx)
+			hseq, _ := readHead(tx.Bucket(bucketPrivacyMeta))
+			itemsChecked = true
+			head, err = verifyAudit(ctx, tx, itx.Bucket(bucketItems), min(through, hseq), anchor)
+			return err
+		})
+	})
+	if err != nil {
+		if _, ok := errors.AsType[*ChainError](err); ok {
+			return head, itemsChecked, err
+		}
+		return head, false, fmt.Errorf("store: verify audit: %w", err)
+	}
+	return head, itemsChecked, nil
+}
+
 // verifyAudit is VerifyAudit in tx, with the items file's bucket and "through" as itemsView
-// gives them.
+// gives them. With items nil the pages up to through are not checked against postings.
 func verifyAudit(ctx context.Context, tx *bolt.Tx, items *bolt.Bucket, through uint64, anchor *AuditHead) (AuditHead, error) {
 	var head AuditHead
 	err := func() error {
@@ -689,7 +757,7 @@ func verifyAudit(ctx context.Context, tx *bolt.Tx, items *bolt.Bucket, through u
 			case len(itemKeys) == 0 || inIndex:
 			case seq > through && tx.Bucket(bucketAuditPending).Get(k) == nil:
 				return &ChainError{Seq: seq, Reason: "list page neither indexed nor pending: queries by referral would not find it"}
-			case seq <= through && slices.ContainsFunc(itemKeys, func(ik []byte) bool {
+			case seq <= through && items != nil && slices.ContainsFunc(itemKeys, func(ik []byte) bool {
 				return !postingHas(items, ik[:len(ik)-8], seq) && idx.Get(ik) == nil
 			}):
 				return &ChainError{Seq: seq, Reason: "index entry missing: queries and extracts would not find this entry"}

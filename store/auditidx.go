@@ -164,17 +164,25 @@ func entryDigest(tx *bolt.Tx, seq uint64) []byte {
 func (db *DB) itemsConsistent() error {
 	return db.bolt.View(func(tx *bolt.Tx) error {
 		return db.items.bolt.View(func(itx *bolt.Tx) error {
-			if !bytes.Equal(itx.Bucket(bucketItemsMeta).Get(itemsFormat), itemsFormatV2) {
-				return errItemsStale
-			}
-			through, sum := readThrough(itx)
-			pruned := readPruned(tx.Bucket(bucketPrivacyMeta))
-			if through > 0 && !bytes.Equal(entryDigest(tx, through), sum) || through < pruned {
+			if !itemsCurrent(tx, itx) {
 				return errItemsStale
 			}
 			return nil
 		})
 	})
+}
+
+// itemsCurrent reports whether the items file read in itx belongs to the log read in tx: of
+// the current format, its "through" entry in the log with the same digest, and not older
+// than the pruned marks.
+func itemsCurrent(tx, itx *bolt.Tx) bool {
+	meta := itx.Bucket(bucketItemsMeta)
+	if meta == nil || itx.Bucket(bucketItems) == nil || !bytes.Equal(meta.Get(itemsFormat), itemsFormatV2) {
+		return false
+	}
+	through, sum := readThrough(itx)
+	pruned := readPruned(tx.Bucket(bucketPrivacyMeta))
+	return (through == 0 || bytes.Equal(entryDigest(tx, through), sum)) && through >= pruned
 }
 
 // rebuildAuditItems empties the items file and indexes every page entry of the log, a

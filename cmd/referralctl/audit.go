@@ -6,8 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/kela-hva/referrals/store"
 )
@@ -36,16 +41,23 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		anchor = &store.AuditHead{Seq: n, Hash: strings.ToLower(hash)}
 	}
-	// The access log is not encrypted (it holds no client data): no keys are needed.
-	db, err := openOffline(*dataDir, nil)
-	if err != nil {
-		return err
+	// The access log is not encrypted (it holds no client data): no keys are needed. The
+	// files are opened read-only: a data dir kept as evidence is not changed.
+	path := filepath.Join(*dataDir, dbFile)
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("no database in %s: %w", *dataDir, err)
 	}
-	defer db.Close()
-	head, err := db.VerifyAudit(ctx, anchor)
+	head, itemsChecked, err := store.VerifyAuditFile(ctx, path, anchor, time.Second)
+	if errors.Is(err, berrors.ErrTimeout) {
+		return fmt.Errorf("%s is locked: stop referrald first", path)
+	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "access log intact: %d entries, head %d:%s\n", head.Seq, head.Seq, head.Hash)
+	if !itemsChecked {
+		fmt.Fprintf(stdout, "list pages indexed in %s not checked against it: the file is missing or from another copy of the log (derived data: referrald rebuilds it at start)\n",
+			filepath.Base(store.AuditItemsPath(path)))
+	}
 	return nil
 }

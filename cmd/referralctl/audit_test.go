@@ -2,12 +2,18 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
+	"maps"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kela-hva/referrals/internal/testkit"
+	"github.com/kela-hva/referrals/store"
 )
 
 // flipAuditByte flips one byte in the body of access-log entry seq, straight in the file.
@@ -33,12 +39,27 @@ func flipAuditByte(t *testing.T, dir string, seq uint64) {
 
 func TestAuditVerifyCommand(t *testing.T) {
 	s := seedDataDir(t, 2, time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	before := testkit.Files(t, s.dir)
 	out, err := privacyRun(t, nil, "audit", "verify", "--data-dir", s.dir)
 	// Two creates, two messages, one return.
-	if err != nil || !strings.HasPrefix(out, "access log intact: 5 entries, head 5:") {
+	if err != nil || !strings.HasPrefix(out, "access log intact: 5 entries, head 5:") || strings.Contains(out, "not checked") {
 		t.Fatalf("untouched: %v\n%s", err, out)
 	}
+	if after := testkit.Files(t, s.dir); !maps.Equal(before, after) {
+		t.Errorf("verify changed the data dir: %d files before, %d after, or their bytes", len(before), len(after))
+	}
 	head := strings.TrimSpace(strings.TrimPrefix(out, "access log intact: 5 entries, head "))
+	// Without the derived items file: verified, said, not recreated.
+	items := store.AuditItemsPath(filepath.Join(s.dir, dbFile))
+	if err := os.Remove(items); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := privacyRun(t, nil, "audit", "verify", "--data-dir", s.dir); err != nil || !strings.Contains(out, "not checked") {
+		t.Errorf("without the items file: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(items); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("verify recreated the items file: %v", err)
+	}
 	if out, err := privacyRun(t, nil, "audit", "verify", "--data-dir", s.dir, "--anchor", head); err != nil {
 		t.Errorf("anchored at the head: %v\n%s", err, out)
 	}

@@ -1,6 +1,8 @@
 package testkit
 
 import (
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -35,5 +37,21 @@ func TestBufferCollectsConcurrentWritesAndTakes(t *testing.T) {
 	}
 	if b.String() != "" {
 		t.Errorf("after Take: %q", b.String())
+	}
+}
+
+func TestFilesReadsRegularFilesOnly(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{"a.db": "one", "b.key": ""} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "nats"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	got := Files(t, dir)
+	if len(got) != 2 || got["a.db"] != "one" || got["b.key"] != "" {
+		t.Errorf("Files = %q, want a.db and b.key with their bytes", got)
 	}
 }
