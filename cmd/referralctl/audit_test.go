@@ -8,12 +8,14 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/kela-hva/referrals/internal/datadir"
 )
 
 // flipAuditByte flips one byte in the body of access-log entry seq, straight in the file.
 func flipAuditByte(t *testing.T, dir string, seq uint64) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(dir, dbFile), 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(filepath.Join(dir, datadir.DBFile), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
