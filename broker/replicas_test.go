@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kela-hva/referrals/broker"
+	"github.com/kela-hva/referrals/internal/testkit"
 )
 
 // freePort returns a loopback port that was free a moment ago.
@@ -62,15 +62,7 @@ func startCluster(t *testing.T) string {
 // replicated when the service ensures it on start (Replicas 0), and Replicas asks for a
 // number of copies the server applies.
 func TestEnsureStreamKeepsAReplicatedStream(t *testing.T) {
-	nc, err := nats.Connect(startCluster(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testkit.JetStream(t, startCluster(t))
 	ensure := func(opts broker.StreamOptions) (jetstream.Stream, error) {
 		// The cluster elects its JetStream leader after it answers connections.
 		deadline := time.Now().Add(20 * time.Second)

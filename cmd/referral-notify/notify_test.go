@@ -65,14 +65,7 @@ func startNATS(t *testing.T, dir string, port int) *natsServer {
 	}
 	s := &natsServer{t: t, dir: dir, port: ns.Addr().(*net.TCPAddr).Port, ns: ns}
 	t.Cleanup(s.stop)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if s.js, err = jetstream.New(nc); err != nil {
-		t.Fatal(err)
-	}
+	_, s.js = testkit.JetStream(t, ns.ClientURL())
 	if _, err := broker.EnsureStream(context.Background(), s.js, broker.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}

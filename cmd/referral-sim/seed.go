@@ -2,10 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,7 +9,6 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +17,7 @@ import (
 
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/store"
 )
 
@@ -79,15 +75,17 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return err
 	}
-	keyring, err := devKeyring(cfg.dataDir)
+	// The data directory's own keys, created as referrald --dev would: seeded referrals must
+	// be written under them, or the service could not read them or find their clients.
+	keyring, err := datadir.LoadOrCreateKeyring(cfg.dataDir)
 	if err != nil {
 		return err
 	}
-	indexKey, err := clientIndexKey(cfg.dataDir)
+	indexKey, err := datadir.LoadOrCreateSecret(cfg.dataDir, datadir.ClientIndexKeyFile)
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(cfg.dataDir, "referrals.db")
+	path := filepath.Join(cfg.dataDir, datadir.DBFile)
 	db, err := store.Open(path, store.Options{MaxBatchDelay: 20 * time.Millisecond, MaxBatchSize: 2000, Timeout: time.Second, Keys: keyring})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return fmt.Errorf("%s is in use: stop referrald before seeding", path)
@@ -96,7 +94,7 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer db.Close()
-	if err := db.CheckClientIndexKey(clientIndexKeyFingerprint(indexKey)); err != nil {
+	if err := db.CheckClientIndexKey(datadir.ClientIndexKeyFingerprint(indexKey)); err != nil {
 		return err
 	}
 	reg := domain.DefaultRegistry()
@@ -118,7 +116,7 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 		go func() {
 			defer wg.Done()
 			clock := &seedClock{}
-			svc := &domain.Service{Store: db, Registry: reg, Clock: clock, Policy: policy, ClientKey: clientKey(indexKey)}
+			svc := &domain.Service{Store: db, Registry: reg, Clock: clock, Policy: policy, ClientKey: datadir.ClientKey(indexKey)}
 			for wctx.Err() == nil {
 				i := next.Add(1) - 1
 				if i >= int64(cfg.count) {
@@ -255,63 +253,4 @@ func dropOutbox(db *store.DB) (int, error) {
 		}
 		n += len(batch)
 	}
-}
-
-// The key material below mirrors what referrald --dev keeps in its data directory
-// (cmd/referrald/keys.go; a main package cannot be imported): the encryption keyring of
-// records at rest and the key of the client search index with its fingerprint. Seeded
-// referrals must be written under the service's own keys, or it could not read them or find
-// their clients. Keep the file names and the fingerprint label in step with keys.go.
-const (
-	encryptionKeyFile = "encryption-keys.json"
-	clientIndexFile   = "client-index.key"
-)
-
-// devKeyring loads the data directory's keyring, creating it as referrald --dev does.
-func devKeyring(dir string) (*store.Keyring, error) {
-	path := filepath.Join(dir, encryptionKeyFile)
-	k, err := store.CreateKeyringFile(path, "dev-1")
-	if errors.Is(err, os.ErrExist) {
-		return store.LoadKeyring(path)
-	}
-	return k, err
-}
-
-// clientIndexKey loads the data directory's client index key, creating it as referrald --dev
-// does.
-func clientIndexKey(dir string) ([]byte, error) {
-	path := filepath.Join(dir, clientIndexFile)
-	if b, err := os.ReadFile(path); err == nil {
-		key, err := hex.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(key) < 32 {
-			return nil, fmt.Errorf("%s: want at least 32 bytes of hex", path)
-		}
-		return key, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
-	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
-		return nil, err
-	}
-	return key, nil
-}
-
-// clientKey is the keyed hash (HMAC-SHA-256) of an identity code in the client index.
-func clientKey(key []byte) func(string) string {
-	return func(personalID string) string {
-		m := hmac.New(sha256.New, key)
-		m.Write([]byte(strings.ToUpper(personalID)))
-		return hex.EncodeToString(m.Sum(nil))
-	}
-}
-
-// clientIndexKeyFingerprint identifies the client index key without revealing it.
-func clientIndexKeyFingerprint(key []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte("referrals client index key fingerprint v1"))
-	return m.Sum(nil)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/store"
 )
 
@@ -22,17 +23,17 @@ func TestSeedWritesReferralsTheServiceCanRead(t *testing.T) {
 	if !strings.Contains(out.String(), "seeded 400 referrals") {
 		t.Errorf("output: %s", out.String())
 	}
-	for _, f := range []string{encryptionKeyFile, clientIndexFile} {
+	for _, f := range []string{datadir.KeyringFile, datadir.ClientIndexKeyFile} {
 		if !fileExists(filepath.Join(dir, f)) {
 			t.Errorf("%s not created as referrald --dev would", f)
 		}
 	}
 	// Open it as the service does: with the data directory's keyring and index key.
-	keyring, err := devKeyring(dir)
+	keyring, err := datadir.LoadOrCreateKeyring(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	indexKey, err := clientIndexKey(dir)
+	indexKey, err := datadir.LoadOrCreateSecret(dir, datadir.ClientIndexKeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +42,7 @@ func TestSeedWritesReferralsTheServiceCanRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.CheckClientIndexKey(clientIndexKeyFingerprint(indexKey)); err != nil {
+	if err := db.CheckClientIndexKey(datadir.ClientIndexKeyFingerprint(indexKey)); err != nil {
 		t.Fatal(err)
 	}
 	s := &stack{db: db}
@@ -62,7 +63,7 @@ func TestSeedWritesReferralsTheServiceCanRead(t *testing.T) {
 		t.Errorf("states %v: want most closed", states)
 	}
 	// Client search finds a seeded client under the service's index key.
-	found, err := db.ClientReferrals(context.Background(), clientKey(indexKey)(refs[0].Client.PersonalID))
+	found, err := db.ClientReferrals(context.Background(), datadir.ClientKey(indexKey)(refs[0].Client.PersonalID))
 	if err != nil || len(found) == 0 {
 		t.Errorf("client search: %d found, %v", len(found), err)
 	}

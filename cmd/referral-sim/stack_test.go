@@ -17,6 +17,7 @@ import (
 	"github.com/kela-hva/referrals/broker"
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/openapi"
 	"github.com/kela-hva/referrals/store"
 )
@@ -56,7 +57,7 @@ func startStack(t *testing.T, opts stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	indexKey, err := clientIndexKey(dir)
+	indexKey, err := datadir.LoadOrCreateSecret(dir, datadir.ClientIndexKeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func startStack(t *testing.T, opts stackOptions) *stack {
 		clock = domain.ClockFunc(time.Now)
 	}
 	svc := &domain.Service{Store: db, Registry: reg, Clock: clock,
-		Policy: domain.NewDeadlinePolicy(calendar.New(calendar.Options{})), ClientKey: clientKey(indexKey)}
+		Policy: domain.NewDeadlinePolicy(calendar.New(calendar.Options{})), ClientKey: datadir.ClientKey(indexKey)}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	srv := httptest.NewServer(api.NewServer(api.Deps{Service: svc, Auth: auth, Validator: validator,
 		Logger: log, Registry: reg, Spec: openapi.YAML()}))

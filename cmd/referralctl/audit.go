@@ -14,6 +14,7 @@ import (
 
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/store"
 )
 
@@ -43,7 +44,7 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// The access log is not encrypted (it holds no client data): no keys are needed. The
 	// files are opened read-only: a data dir kept as evidence is not changed.
-	path := filepath.Join(*dataDir, dbFile)
+	path := filepath.Join(*dataDir, datadir.DBFile)
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("no database in %s: %w", *dataDir, err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/internal/testkit"
 	"github.com/kela-hva/referrals/store"
 )
@@ -19,7 +20,7 @@ import (
 // flipAuditByte flips one byte in the body of access-log entry seq, straight in the file.
 func flipAuditByte(t *testing.T, dir string, seq uint64) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(dir, dbFile), 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(filepath.Join(dir, datadir.DBFile), 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 	}
 	head := strings.TrimSpace(strings.TrimPrefix(out, "access log intact: 5 entries, head "))
 	// Without the derived items file: verified, said, not recreated.
-	items := store.AuditItemsPath(filepath.Join(s.dir, dbFile))
+	items := store.AuditItemsPath(filepath.Join(s.dir, datadir.DBFile))
 	if err := os.Remove(items); err != nil {
 		t.Fatal(err)
 	}

@@ -22,11 +22,9 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/kela-hva/referrals/api"
+	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/store"
 )
-
-// dbFile is the name of the database in a data directory.
-const dbFile = "referrals.db"
 
 // lockWait is how long an offline backup or a check waits for the database's file lock. A
 // running referrald holds it for its whole life, so a short wait is enough to tell.
@@ -181,7 +179,7 @@ func httpClient(caFile, certFile, keyFile string) (*http.Client, error) {
 // copyOffline copies dataDir's database into w with bbolt's tx.WriteTo, opening it read-only.
 // It returns an error if there is no database or referrald holds it (is running).
 func copyOffline(dataDir string, w io.Writer) (int64, string, error) {
-	path := filepath.Join(dataDir, dbFile)
+	path := filepath.Join(dataDir, datadir.DBFile)
 	db, err := openReadOnly(path)
 	if errors.Is(err, berrors.ErrTimeout) {
 		return 0, "", fmt.Errorf("%s is locked: referrald is running; take an online backup with --url and --token", path)
@@ -311,7 +309,7 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 	case *from == "" || *dataDir == "":
 		return errors.New("restore: --from FILE and --data-dir NEWDIR are required")
 	}
-	target := filepath.Join(*dataDir, dbFile)
+	target := filepath.Join(*dataDir, datadir.DBFile)
 	if _, err := os.Lstat(target); err == nil {
 		return fmt.Errorf("restore: %s already exists; restore into a new data directory (or move the old database away first)", target)
 	}
@@ -323,7 +321,7 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	tmp, err := os.CreateTemp(*dataDir, dbFile+".*.restoring")
+	tmp, err := os.CreateTemp(*dataDir, datadir.DBFile+".*.restoring")
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -378,7 +376,7 @@ func copyKeys(from, to string) ([]string, error) {
 		name := e.Name()
 		// The database, its temporaries and its access-log items file (rebuilt from the
 		// restored log at start) are not keys.
-		if !e.Type().IsRegular() || strings.HasPrefix(name, dbFile) || name == filepath.Base(store.AuditItemsPath(dbFile)) {
+		if !e.Type().IsRegular() || strings.HasPrefix(name, datadir.DBFile) || name == filepath.Base(store.AuditItemsPath(datadir.DBFile)) {
 			continue
 		}
 		if _, err := os.Lstat(filepath.Join(to, name)); err == nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/kela-hva/referrals/api"
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/store"
 )
 
@@ -58,7 +59,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{dir: t.TempDir()}
 	var err error
-	f.db, err = store.Open(filepath.Join(f.dir, dbFile), store.Options{MaxBatchDelay: time.Millisecond})
+	f.db, err = store.Open(filepath.Join(f.dir, datadir.DBFile), store.Options{MaxBatchDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,7 @@ func newFixture(t *testing.T) *fixture {
 // idempotency record and outbox entry of the fixture.
 func (f *fixture) checkRestored(t *testing.T, dir string) {
 	t.Helper()
-	db, err := store.Open(filepath.Join(dir, dbFile), store.Options{})
+	db, err := store.Open(filepath.Join(dir, datadir.DBFile), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,11 +293,11 @@ func TestRestoreRefusesAnOccupiedDataDirAndABrokenFile(t *testing.T) {
 	if _, _, err := ctl(t, "backup", "--data-dir", f.dir, "--to", file); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := os.ReadFile(filepath.Join(f.dir, dbFile))
+	before, _ := os.ReadFile(filepath.Join(f.dir, datadir.DBFile))
 	if _, _, err := ctl(t, "restore", "--from", file, "--data-dir", f.dir); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Errorf("restore over an existing database: %v", err)
 	}
-	if after, _ := os.ReadFile(filepath.Join(f.dir, dbFile)); string(after) != string(before) {
+	if after, _ := os.ReadFile(filepath.Join(f.dir, datadir.DBFile)); string(after) != string(before) {
 		t.Error("the existing database changed")
 	}
 

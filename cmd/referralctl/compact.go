@@ -12,6 +12,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/kela-hva/referrals/internal/datadir"
 )
 
 // cmdCompact rewrites a stopped referrald's database without its free pages. bbolt never
@@ -30,7 +32,7 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() > 0 || *dataDir == "" {
 		return errors.New("compact: --data-dir DIR is required (and nothing else)")
 	}
-	path := filepath.Join(*dataDir, dbFile)
+	path := filepath.Join(*dataDir, datadir.DBFile)
 	before, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("compact: no database: %w", err)

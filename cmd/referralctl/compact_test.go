@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/internal/datadir"
 )
 
 // TestCompactKeepsEverythingAndShrinks: after many commits the compacted file is smaller,
@@ -42,7 +43,7 @@ func TestCompactKeepsEverythingAndShrinks(t *testing.T) {
 	if err := f.db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(f.dir, dbFile)
+	path := filepath.Join(f.dir, datadir.DBFile)
 	before, _ := os.Stat(path)
 	if err := run(ctx, []string{"compact", "--data-dir", f.dir}, os.Getenv, &out, &errb); err != nil {
 		t.Fatalf("compact: %v\n%s", err, errb.String())

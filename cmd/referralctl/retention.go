@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/store"
 )
 
@@ -17,7 +18,7 @@ func cmdRetention(ctx context.Context, args []string, getenv func(string) string
 	fs := flag.NewFlagSet("retention", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", orDefault(getenv("REFERRAL_DATA_DIR"), "./data"), "data directory of a stopped referrald")
-	keysFile := fs.String("encryption-keys", "", "keyring file (default: REFERRAL_ENCRYPTION_KEYS_FILE, REFERRAL_ENCRYPTION_KEYS, or DIR/"+devKeyringFile+")")
+	keysFile := fs.String("encryption-keys", "", "keyring file (default: REFERRAL_ENCRYPTION_KEYS_FILE, REFERRAL_ENCRYPTION_KEYS, or DIR/"+datadir.KeyringFile+")")
 	period := fs.String("retention", orDefault(getenv("REFERRAL_RETENTION"), "730d"), "how long after closure personal data is kept: days (730d) or a duration (REFERRAL_RETENTION)")
 	nowFlag := fs.String("now", "", "business time to run at, RFC 3339 (default: now; for a data dir run with a dev clock)")
 	dryRun := fs.Bool("dry-run", false, "only count what would be erased")

@@ -13,11 +13,9 @@ import (
 
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/store"
 )
-
-// devKeyringFile is the keyring referrald --dev creates in its data directory.
-const devKeyringFile = "encryption-keys.json"
 
 // keyringSource finds the encryption keyring of a data directory: the --encryption-keys
 // file, else REFERRAL_ENCRYPTION_KEYS_FILE, else the JSON in REFERRAL_ENCRYPTION_KEYS, else
@@ -35,7 +33,7 @@ func keyringSource(dataDir, file string, getenv func(string) string) (k *store.K
 			}
 			return k, "", nil
 		}
-		file = filepath.Join(dataDir, devKeyringFile)
+		file = filepath.Join(dataDir, datadir.KeyringFile)
 	}
 	k, err = store.LoadKeyring(file)
 	if err != nil {
@@ -48,7 +46,7 @@ func keyringSource(dataDir, file string, getenv func(string) string) (k *store.K
 // service is not running: Open fails after a second if it is. A missing database is an error,
 // not a new empty one.
 func openOffline(dataDir string, keys *store.Keyring) (*store.DB, error) {
-	path := filepath.Join(dataDir, dbFile)
+	path := filepath.Join(dataDir, datadir.DBFile)
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("no database in %s: %w", dataDir, err)
 	}
@@ -68,7 +66,7 @@ func cmdRotateKey(ctx context.Context, args []string, getenv func(string) string
 	fs := flag.NewFlagSet("rotate-key", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", orDefault(getenv("REFERRAL_DATA_DIR"), "./data"), "data directory of a stopped referrald")
-	keysFile := fs.String("encryption-keys", "", "keyring file (default: REFERRAL_ENCRYPTION_KEYS_FILE, REFERRAL_ENCRYPTION_KEYS, or DIR/"+devKeyringFile+")")
+	keysFile := fs.String("encryption-keys", "", "keyring file (default: REFERRAL_ENCRYPTION_KEYS_FILE, REFERRAL_ENCRYPTION_KEYS, or DIR/"+datadir.KeyringFile+")")
 	newKey := fs.Bool("new-key", false, "add a new random key to the keyring file and make it active first")
 	batch := fs.Int("batch", store.DefaultRotateBatch, "records re-encrypted per transaction")
 	if err := fs.Parse(args); err != nil {

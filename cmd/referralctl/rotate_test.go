@@ -13,6 +13,7 @@ import (
 
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/store"
 )
 
@@ -38,10 +39,10 @@ func seedDataDir(t *testing.T, n int, at time.Time) *seeded {
 	t.Helper()
 	s := &seeded{dir: t.TempDir()}
 	var err error
-	if s.keys, err = store.CreateKeyringFile(filepath.Join(s.dir, devKeyringFile), "dev-1"); err != nil {
+	if s.keys, err = store.CreateKeyringFile(filepath.Join(s.dir, datadir.KeyringFile), "dev-1"); err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(filepath.Join(s.dir, dbFile), store.Options{MaxBatchDelay: time.Millisecond, Keys: s.keys})
+	db, err := store.Open(filepath.Join(s.dir, datadir.DBFile), store.Options{MaxBatchDelay: time.Millisecond, Keys: s.keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func (s *seeded) open(t *testing.T, keys *store.Keyring) *store.DB {
 	if keys == nil {
 		keys = s.keys
 	}
-	db, err := store.Open(filepath.Join(s.dir, dbFile), store.Options{Keys: keys})
+	db, err := store.Open(filepath.Join(s.dir, datadir.DBFile), store.Options{Keys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestRotateKeyReencryptsEverythingUnderANewKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rotate-key: %v\n%s", err, out)
 	}
-	keys, err := store.LoadKeyring(filepath.Join(s.dir, devKeyringFile))
+	keys, err := store.LoadKeyring(filepath.Join(s.dir, datadir.KeyringFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestRotateKeyRefusals(t *testing.T) {
 	})
 	t.Run("no keys", func(t *testing.T) {
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, dbFile), nil, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, datadir.DBFile), nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := privacyRun(t, nil, "rotate-key", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "encryption keys") {
@@ -162,7 +163,7 @@ func TestRotateKeyRefusals(t *testing.T) {
 		}
 	})
 	t.Run("new key needs a file", func(t *testing.T) {
-		js, err := os.ReadFile(filepath.Join(s.dir, devKeyringFile))
+		js, err := os.ReadFile(filepath.Join(s.dir, datadir.KeyringFile))
 		if err != nil {
 			t.Fatal(err)
 		}

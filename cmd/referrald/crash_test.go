@@ -19,12 +19,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kela-hva/referrals/api"
 	"github.com/kela-hva/referrals/broker"
 	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/internal/testkit"
 	"github.com/kela-hva/referrals/store"
 )
 
@@ -208,15 +208,8 @@ type streamEvent struct {
 // readStream returns every message of the stream, in stream order.
 func readStream(t *testing.T, natsURL string) []streamEvent {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := testkit.JetStream(t, natsURL)
+	defer nc.Close() // once the stream is read, not at the end of the test
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	stream, err := js.Stream(ctx, broker.StreamName)

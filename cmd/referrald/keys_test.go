@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/store"
 )
 
@@ -76,7 +77,7 @@ func TestDevKeysAreCreatedOnceWithMode0600(t *testing.T) {
 	if err != nil || !bytes.Equal(i1, i2) || len(i1) != 32 {
 		t.Errorf("index key changed between starts")
 	}
-	for _, name := range []string{encryptionKeyFile, clientIndexKeyFile} {
+	for _, name := range []string{datadir.KeyringFile, datadir.ClientIndexKeyFile} {
 		fi, err := os.Stat(filepath.Join(c.dataDir, name))
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v %v, want mode 0600", name, fi, err)
@@ -129,7 +130,7 @@ func TestServiceStoresNoClientDataInTheClear(t *testing.T) {
 		t.Fatalf("search: %d %v", status, body)
 	}
 	s.stop()
-	if fi, err := os.Stat(filepath.Join(dir, encryptionKeyFile)); err != nil || fi.Mode().Perm() != 0o600 {
+	if fi, err := os.Stat(filepath.Join(dir, datadir.KeyringFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("keyring: %v %v", fi, err)
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, "referrals.db"))

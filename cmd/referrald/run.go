@@ -22,6 +22,7 @@ import (
 	"github.com/kela-hva/referrals/broker"
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/domain/calendar"
+	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/openapi"
 	"github.com/kela-hva/referrals/store"
 	"github.com/nats-io/nats-server/v2/server"
@@ -50,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	metrics := api.NewMetrics() // metrics.go; the store tells it the milestones it commits
-	db, err := store.Open(filepath.Join(cfg.dataDir, "referrals.db"), store.Options{MaxBatchDelay: cfg.batchDelay, Keys: keyring,
+	db, err := store.Open(filepath.Join(cfg.dataDir, datadir.DBFile), store.Options{MaxBatchDelay: cfg.batchDelay, Keys: keyring,
 		Calendar: calendar.New(calendar.Options{CountEvesAsBusinessDays: deadlines.CountEvesAsBusinessDays}), Observer: metrics})
 	if err != nil {
 		return err
@@ -74,10 +75,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if err := db.CheckClientIndexKey(clientIndexKeyFingerprint(indexKey)); err != nil {
+	if err := db.CheckClientIndexKey(datadir.ClientIndexKeyFingerprint(indexKey)); err != nil {
 		return err
 	}
-	cursorKey, err := loadOrCreateSecret(cfg.dataDir, cursorKeyFile)
+	cursorKey, err := datadir.LoadOrCreateSecret(cfg.dataDir, datadir.CursorKeyFile)
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	svc := &domain.Service{
 		Store: db, Registry: registry, Clock: clock,
 		Policy:    deadlines.Policy(calendar.New(calendar.Options{CountEvesAsBusinessDays: deadlines.CountEvesAsBusinessDays})),
-		ClientKey: clientKeyFunc(indexKey),
+		ClientKey: datadir.ClientKey(indexKey),
 	}
 
 	// NATS: external when NATS_URL is set, else embedded with JetStream under the data dir.

@@ -17,7 +17,6 @@ import (
 	"github.com/kela-hva/referrals/broker"
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/internal/testkit"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -130,18 +129,12 @@ const needJSON = `{"kind":"social_work_need","urgency":"normal","kela_case_ref":
 // streamMessages reads every message of the REFERRALS stream.
 func streamMessages(t *testing.T, url string, want int) []jetstream.Msg {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := testkit.JetStream(t, url)
+	defer nc.Close() // once the stream is read, not at the end of the test
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var stream jetstream.Stream
+	var err error
 	waitFor(t, "stream", 10*time.Second, func() bool {
 		stream, err = js.Stream(ctx, broker.StreamName)
 		return err == nil

@@ -13,7 +13,7 @@ import (
 
 	"github.com/kela-hva/referrals/broker"
 	"github.com/kela-hva/referrals/domain"
-	"github.com/nats-io/nats.go"
+	"github.com/kela-hva/referrals/internal/testkit"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -21,18 +21,12 @@ import (
 // done holds for what has arrived or timeout passes (then the test fails).
 func streamEvents(t *testing.T, url string, timeout time.Duration, done func([]broker.CloudEvent) bool) []broker.CloudEvent {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := testkit.JetStream(t, url)
+	defer nc.Close() // once the stream is read, not at the end of the test
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var stream jetstream.Stream
+	var err error
 	waitFor(t, "stream", timeout, func() bool {
 		stream, err = js.Stream(ctx, broker.StreamName)
 		return err == nil
