@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -40,14 +41,19 @@ func hold(t *testing.T, c *committer) (release func()) {
 	return func() { close(gate) }
 }
 
-// waitQueued waits until n calls are queued behind the running transaction.
+// waitQueued waits until n calls are queued behind the running transaction, failing the test
+// after 10 seconds (a call that never queues).
 func waitQueued(t *testing.T, c *committer, n int) {
 	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
 	for len(c.calls) < n {
 		select {
 		case <-c.done:
 			t.Fatal("committer stopped")
 		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls queued after 10 s, want %d", len(c.calls), n)
 		}
 		runtime.Gosched()
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -72,6 +73,68 @@ func TestVerifyAuditFileWritesNothing(t *testing.T) {
 	}
 	sameFiles(t, "verified", before, testkit.Files(t, dir))
 
+	// An items file of another log (a restore elsewhere) is not used, and breaks nothing.
+	ipath := AuditItemsPath(path)
+	ours, err := os.ReadFile(ipath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPath := filepath.Join(t.TempDir(), "referrals.db")
+	other := mustOpenPath(t, otherPath, Options{})
+	mustAppend(t, other, 5)
+	if err := other.AppendAudit(ctx, []domain.AuditEntry{pageEntry(13, b)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.IndexAuditItems(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, AuditItemsPath(otherPath), ipath)
+	if h, checked, err := VerifyAuditFile(ctx, path, nil, time.Second); err != nil || h != head || checked {
+		t.Errorf("with another log's items file: %+v, items checked %v, %v; want head %+v, not checked", h, checked, err, head)
+	}
+	if err := os.WriteFile(ipath, []byte(ours), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// A page past the indexed ones without its pending mark is found, with the items file
+	// and without.
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mark []byte
+	if err := bdb.Update(func(tx *bolt.Tx) error {
+		mark = bytes.Clone(tx.Bucket(bucketAuditPending).Get(seqKey(6)))
+		return tx.Bucket(bucketAuditPending).Delete(seqKey(6))
+	}); err != nil || mark == nil {
+		t.Fatalf("delete the mark of page 6 (%x): %v", mark, err)
+	}
+	if err := bdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = VerifyAuditFile(ctx, path, nil, time.Second)
+	wantChainError(t, err, 6)
+	if err := os.Rename(ipath, ipath+".away"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = VerifyAuditFile(ctx, path, nil, time.Second)
+	wantChainError(t, err, 6)
+	if err := os.Rename(ipath+".away", ipath); err != nil {
+		t.Fatal(err)
+	}
+	if bdb, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketAuditPending).Put(seqKey(6), mark) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+
 	// A page missing from the items file is found, as VerifyAudit finds it.
 	db = mustOpenPath(t, path, Options{})
 	dropPosting(t, db, b, 5)
@@ -93,7 +156,7 @@ func TestVerifyAuditFileWritesNothing(t *testing.T) {
 	sameFiles(t, "verified without the items file", before, testkit.Files(t, dir))
 
 	// An altered entry is found without the items file too.
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	bdb, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

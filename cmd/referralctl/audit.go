@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	berrors "go.etcd.io/bbolt/errors"
 
@@ -48,7 +47,7 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) string, st
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("no database in %s: %w", *dataDir, err)
 	}
-	head, itemsChecked, err := store.VerifyAuditFile(ctx, path, anchor, time.Second)
+	head, itemsChecked, err := store.VerifyAuditFile(ctx, path, anchor, lockWait)
 	if errors.Is(err, berrors.ErrTimeout) {
 		return fmt.Errorf("%s is locked: stop referrald first", path)
 	}

@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Info("audit items rebuilt", "took", d.Round(time.Millisecond).String())
 	}
 	if n, d := db.LegacyIndexDropped(); n > 0 {
-		log.Info("old organisation index entries deleted (once, after the upgrade)", "entries", n, "took", d.Round(time.Millisecond).String())
+		log.Info("old organisation index entries deleted (once, after the upgrade; run referralctl compact once, service stopped, to drop the pages they leave free)", "entries", n, "took", d.Round(time.Millisecond).String())
 	}
 	defer func() {
 		if err := db.Close(); err != nil {
