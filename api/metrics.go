@@ -253,7 +253,7 @@ func (m *Metrics) WatchStore(stats func() StoreCounters) error {
 			Help: "Writes committed since start; divided by the commits, the group-commit batch size."},
 			func() float64 { return float64(stats().Writes) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: MetricStorePages,
-			Help: "Pages written to the data file since start (all transactions)."},
+			Help: "Page writes to the data file since start (all transactions; a value spanning several pages is one)."},
 			func() float64 { return float64(stats().Pages) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: MetricStoreFreePages,
 			Help: "Free pages in the data file; bbolt rewrites their list with every commit, so tens of thousands slow every write: compact the file (referralctl compact) in a maintenance window."},

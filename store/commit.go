@@ -196,7 +196,7 @@ func safelyCall(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 type CommitStats struct {
 	Commits uint64 // group-commit transactions committed
 	Writes  uint64 // writes they carried: Commits/Writes is the batch size
-	Pages   uint64 // pages written by all write transactions
+	Pages   uint64 // page writes of all write transactions (a value spanning pages is one write)
 	// FreePages is how many pages of the file are free: bbolt rewrites their list with every
 	// commit, so a large number slows every write (referralctl compact removes them).
 	FreePages int
