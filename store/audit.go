@@ -628,13 +628,7 @@ func (db *DB) VerifyAudit(ctx context.Context, anchor *AuditHead) (AuditHead, er
 			return err
 		})
 	})
-	if err != nil {
-		if _, ok := errors.AsType[*ChainError](err); ok {
-			return head, err
-		}
-		return head, fmt.Errorf("store: verify audit: %w", err)
-	}
-	return head, nil
+	return head, verifyError(err)
 }
 
 // VerifyAuditFile is VerifyAudit on the store file at path, opened read-only, without Open:
@@ -694,13 +688,18 @@ func VerifyAuditFile(ctx context.Context, path string, anchor *AuditHead, timeou
 			return err
 		})
 	})
-	if err != nil {
-		if _, ok := errors.AsType[*ChainError](err); ok {
-			return head, itemsChecked, err
-		}
-		return head, false, fmt.Errorf("store: verify audit: %w", err)
+	return head, itemsChecked, verifyError(err)
+}
+
+// verifyError returns a *ChainError as it is and wraps any other error of a verification.
+func verifyError(err error) error {
+	if err == nil {
+		return nil
 	}
-	return head, itemsChecked, nil
+	if _, ok := errors.AsType[*ChainError](err); ok {
+		return err
+	}
+	return fmt.Errorf("store: verify audit: %w", err)
 }
 
 // verifyAudit is VerifyAudit in tx, with the items file's bucket and "through" as itemsView

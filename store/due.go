@@ -385,5 +385,5 @@ func (db *DB) ListOverdue(ctx context.Context, f domain.ListFilter) (domain.Page
 	if err != nil {
 		return domain.Page{}, err
 	}
-	return db.page(onePrefix(overduePrefix(f.Org, dir)), after, matchOverdue(f), limit)
+	return db.page(overduePrefix(f.Org, dir), false, after, matchOverdue(f), limit)
 }

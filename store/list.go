@@ -40,11 +40,11 @@ func (db *DB) List(ctx context.Context, f domain.ListFilter) (domain.Page, error
 	if hasNUL(string(f.Status)) {
 		return domain.Page{}, domain.Errorf(domain.EMalformed, "invalid status")
 	}
-	ranges := onePrefix(statusPrefix(f.Org, dir, f.Status))
+	match := func(v []byte) bool { return matchIndexValue(v, f.Kind, f.Urgency) }
 	if f.Status == "" {
-		ranges = func(tx *bolt.Tx) [][]byte { return statusRanges(tx, dirPrefix(f.Org, dir)) }
+		return db.page(dirPrefix(f.Org, dir), true, after, match, limit)
 	}
-	return db.page(ranges, after, func(v []byte) bool { return matchIndexValue(v, f.Kind, f.Urgency) }, limit)
+	return db.page(statusPrefix(f.Org, dir, f.Status), false, after, match, limit)
 }
 
 // statusRanges returns the prefixes of the status ranges present under prefix (an
@@ -65,17 +65,17 @@ func statusRanges(tx *bolt.Tx, prefix []byte) [][]byte {
 	return out
 }
 
-// onePrefix is the ranges of page for a single prefix.
-func onePrefix(prefix []byte) func(*bolt.Tx) [][]byte {
-	return func(*bolt.Tx) [][]byte { return [][]byte{prefix} }
-}
-
-// page reads up to limit referrals of the index entries under the prefixes ranges returns
-// that match, newest first, starting below after; Next is set when more may follow.
-func (db *DB) page(ranges func(*bolt.Tx) [][]byte, after *uuid.UUID, match func(v []byte) bool, limit int) (domain.Page, error) {
+// page reads up to limit referrals of the index entries under prefix that match, newest
+// first, starting below after; Next is set when more may follow. With statuses, prefix is an
+// organisation's direction and its status ranges are merged.
+func (db *DB) page(prefix []byte, statuses bool, after *uuid.UUID, match func(v []byte) bool, limit int) (domain.Page, error) {
 	page := domain.Page{Items: make([]*domain.Referral, 0, min(limit, 16))}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		more, err := scanNewestFirst(tx, db.records.load, ranges(tx), after, match, limit,
+		prefixes := [][]byte{prefix}
+		if statuses {
+			prefixes = statusRanges(tx, prefix)
+		}
+		more, err := scanNewestFirst(tx, db.records.load, prefixes, after, match, limit,
 			func(r *domain.Referral) { page.Items = append(page.Items, r) })
 		if more && len(page.Items) > 0 {
 			page.Next = page.Items[len(page.Items)-1].ID
@@ -138,7 +138,7 @@ func scanNewestFirst(tx *bolt.Tx, load func(*bolt.Tx, uuid.UUID) (*domain.Referr
 				return false, err
 			}
 			if r == nil {
-				return false, fmt.Errorf("store: index entry %x names a missing referral %x", h.k, id)
+				return false, fmt.Errorf("store: index entry %x names a missing referral %s", h.k, uuid.UUID(id))
 			}
 			emit(r)
 			n++

@@ -6,14 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	berrors "go.etcd.io/bbolt/errors"
-
-	"github.com/kela-hva/referrals/internal/datadir"
 	"github.com/kela-hva/referrals/store"
 )
 
@@ -43,16 +39,13 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// The access log is not encrypted (it holds no client data): no keys are needed. The
 	// files are opened read-only: a data dir kept as evidence is not changed.
-	path := filepath.Join(*dataDir, datadir.DBFile)
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("no database in %s: %w", *dataDir, err)
-	}
-	head, itemsChecked, err := store.VerifyAuditFile(ctx, path, anchor, lockWait)
-	if errors.Is(err, berrors.ErrTimeout) {
-		return fmt.Errorf("%s is locked: stop referrald first", path)
-	}
+	path, err := offlineDBPath(*dataDir)
 	if err != nil {
 		return err
+	}
+	head, itemsChecked, err := store.VerifyAuditFile(ctx, path, anchor, lockWait)
+	if err != nil {
+		return whileStopped(path, err)
 	}
 	fmt.Fprintf(stdout, "access log intact: %d entries, head %d:%s\n", head.Seq, head.Seq, head.Hash)
 	if !itemsChecked {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/kela-hva/referrals/internal/datadir"
 )
@@ -78,11 +77,8 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // each top-level bucket as the original.
 func compactTo(ctx context.Context, path string) (string, *bolt.DB, error) {
 	src, err := openReadOnly(path)
-	if errors.Is(err, berrors.ErrTimeout) {
-		return "", nil, fmt.Errorf("%s is locked: stop referrald first", path)
-	}
 	if err != nil {
-		return "", nil, err
+		return "", nil, whileStopped(path, err)
 	}
 	name, err := compactFrom(ctx, src, path)
 	if err != nil {

@@ -43,18 +43,34 @@ func keyringSource(dataDir, file string, getenv func(string) string) (k *store.K
 }
 
 // openOffline opens the store of a stopped referrald. The bbolt file lock makes sure the
-// service is not running: Open fails after a second if it is. A missing database is an error,
+// service is not running: Open fails after lockWait if it is. A missing database is an error,
 // not a new empty one.
 func openOffline(dataDir string, keys *store.Keyring) (*store.DB, error) {
+	path, err := offlineDBPath(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(path, store.Options{Keys: keys, Timeout: lockWait})
+	return db, whileStopped(path, err)
+}
+
+// offlineDBPath returns the database of dataDir, which must exist: an offline command does
+// not create a new empty one.
+func offlineDBPath(dataDir string) (string, error) {
 	path := filepath.Join(dataDir, datadir.DBFile)
 	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("no database in %s: %w", dataDir, err)
+		return "", fmt.Errorf("no database in %s: %w", dataDir, err)
 	}
-	db, err := store.Open(path, store.Options{Keys: keys, Timeout: time.Second})
+	return path, nil
+}
+
+// whileStopped returns err, or, when it is the lock timeout of a running referrald holding
+// path, an error that says to stop it first.
+func whileStopped(path string, err error) error {
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("%s is locked: stop referrald first", path)
+		return fmt.Errorf("%s is locked: stop referrald first", path)
 	}
-	return db, err
+	return err
 }
 
 // cmdRotateKey re-encrypts every record under the active key, with the service stopped.
