@@ -663,6 +663,9 @@ func VerifyAuditFile(ctx context.Context, path string, anchor *AuditHead, timeou
 		}
 	}
 	err = bdb.View(func(tx *bolt.Tx) error {
+		if err := checkLayout(tx, path); err != nil { // layout.go
+			return err
+		}
 		for _, b := range [][]byte{bucketAudit, bucketAuditIndex, bucketPrivacyMeta, bucketAuditPending} {
 			if tx.Bucket(b) == nil {
 				return fmt.Errorf("no %s bucket: not a store of this version (start referrald on it once, or verify a copy)", b)

@@ -66,7 +66,8 @@ var _ domain.Store = (*DB)(nil)
 
 // Open opens or creates the bbolt file at path (mode 0600) and creates the buckets. It
 // returns an error wrapping bbolt's errors.ErrTimeout if another process holds the file
-// longer than opts.Timeout.
+// longer than opts.Timeout, and a *LayoutError, having written nothing, if a newer binary laid
+// the file out (layout.go).
 func Open(path string, opts Options) (*DB, error) {
 	timeout := opts.Timeout
 	if timeout <= 0 {
@@ -81,6 +82,12 @@ func Open(path string, opts Options) (*DB, error) {
 		keyrings.Store(bdb, opts.Keys) // crypt.go; before anything below reads a record
 	}
 	err = bdb.Update(func(tx *bolt.Tx) error {
+		if err := checkLayout(tx, path); err != nil { // layout.go: before anything is written
+			return err
+		}
+		if err := markLayout(tx); err != nil {
+			return err
+		}
 		for _, name := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
@@ -91,6 +98,11 @@ func Open(path string, opts Options) (*DB, error) {
 		}
 		return openAlertBuckets(tx) // due.go
 	})
+	if le, ok := errors.AsType[*LayoutError](err); ok {
+		keyrings.Delete(bdb)
+		_ = bdb.Close()
+		return nil, le // names the path already
+	}
 	if err != nil {
 		keyrings.Delete(bdb)
 		_ = bdb.Close()

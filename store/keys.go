@@ -28,8 +28,9 @@ import (
 //
 // The deadline watcher's buckets (due, fired, watching) are laid out in due.go, the report
 // aggregates (stats, stats_clients, stats_meta) in stats.go, the access log and its indexes in
-// audit.go, the closure index of the retention job in retention.go. Record and message values
-// are sealed with AES-256-GCM when a keyring is configured (crypt.go).
+// audit.go, the closure index of the retention job in retention.go, the file's layout version
+// (store_meta) in layout.go. Record and message values are sealed with AES-256-GCM when a
+// keyring is configured (crypt.go).
 //
 // dir is 'i' in the recipient's entries (incoming) and 'o' in the sender's (outgoing). The
 // index values let List filter by kind and urgency without decoding records. A list without a
