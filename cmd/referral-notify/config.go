@@ -59,7 +59,7 @@ func parseConfig(args []string, getenv func(string) string, reg *domain.Registry
 	fs.IntVar(&c.seenSize, "seen-size", defaultSeenSize, "how many recent event ids to remember for deduplication")
 	fs.StringVar(&c.webhook, "webhook", env("NOTIFY_WEBHOOK", ""), "URL to POST every event to as application/cloudevents+json (NOTIFY_WEBHOOK)")
 	fs.IntVar(&c.webhookMaxAttempts, "webhook-max-attempts", 5, "attempts per event before it goes to the dead-letter file")
-	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", 10*time.Second, "timeout of one webhook request")
+	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", 10*time.Second, "timeout of one webhook request; a stop waits for the one in flight, up to this long")
 	fs.DurationVar(&c.webhookBackoff, "webhook-backoff", 500*time.Millisecond, "wait before the second attempt; it doubles (with jitter) after each failure")
 	fs.DurationVar(&c.webhookMaxBackoff, "webhook-max-backoff", 30*time.Second, "longest wait between attempts")
 	fs.StringVar(&c.deadLetter, "dead-letter", env("NOTIFY_DEAD_LETTER", ""), "JSON-lines file for events the webhook refused --webhook-max-attempts times; required with --webhook (NOTIFY_DEAD_LETTER)")

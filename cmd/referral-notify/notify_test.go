@@ -536,3 +536,53 @@ func TestSeenSetForgetsTheOldestAndSurvivesReopening(t *testing.T) {
 		t.Errorf("a repeated add evicted an id")
 	}
 }
+
+func TestStopDuringAWebhookPostLetsThePostFinishAndAcksTheEvent(t *testing.T) {
+	// SIGTERM while the webhook is answering: the post in flight is finished and the event
+	// acknowledged, so a restart neither prints nor posts it again.
+	s := startNATS(t, t.TempDir(), -1)
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	hook := newHookServer(t, func(string) int {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		<-release
+		return http.StatusOK
+	})
+	var once sync.Once
+	releaseHook := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(releaseHook) // before the hook server's Close, which waits for its handlers
+	dead := filepath.Join(t.TempDir(), "dead.jsonl")
+	args := []string{"--org", "hva-90", "--nats-url", s.url(), "--webhook", hook.srv.URL, "--dead-letter", dead,
+		"--seen-file", filepath.Join(t.TempDir(), "seen"), "--ack-wait", "1s"}
+	s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
+
+	first := startNotify(t, args...)
+	select {
+	case <-arrived:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the event was not posted")
+	}
+	first.cancel() // SIGTERM with the post in flight
+	releaseHook()
+	if err := first.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if info := s.consumerInfo("notify-hva-90"); info.NumAckPending != 0 || info.NumPending != 0 {
+		t.Errorf("after the stop: %d unacknowledged, %d pending; want the posted event acknowledged", info.NumAckPending, info.NumPending)
+	}
+
+	second := startNotify(t, args...)
+	s.publish(ev(2, domain.EventCreated, 2, "kela", "hva-90"), evID(2))
+	waitFor(t, "the new event to be handled", 15*time.Second, func() bool {
+		return strings.Contains(second.stdout.String(), refID(2)) && hook.attemptsOf(evID(2)) == 1 && s.settled("notify-hva-90")
+	})
+	if got := completeLines(second.stdout); len(got) != 1 {
+		t.Errorf("after the restart printed:\n%s\nwant only the new event", strings.Join(got, "\n"))
+	}
+	if got := hook.attemptsOf(evID(1)); got != 1 {
+		t.Errorf("event posted %d times, want 1", got)
+	}
+}

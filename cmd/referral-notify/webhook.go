@@ -50,14 +50,17 @@ type deadLetter struct {
 // it. While it waits between attempts it tells JetStream the message is in progress, so the
 // ack wait does not run out. It reports whether the event was dead-lettered, and returns an
 // error only if ctx ends (the event stays unacknowledged) or the dead-letter file cannot be
-// written.
+// written. An attempt under way when ctx ends is finished (within the client's timeout), not
+// aborted: the receiver may already have the event, and if it answers 2xx the event is
+// acknowledged instead of being printed and posted again after a restart. A failed attempt is
+// not retried once ctx has ended.
 func (w *webhook) deliver(ctx context.Context, msg jetstream.Msg, ce broker.CloudEvent, seq uint64) (bool, error) {
 	wait := w.backoff
 	var last error
 	attempt := 0
 	for attempt < w.maxAttempts {
 		attempt++
-		retryAfter, err := w.post(ctx, msg.Data())
+		retryAfter, err := w.post(context.WithoutCancel(ctx), msg.Data())
 		if err == nil {
 			return false, nil
 		}
