@@ -586,3 +586,70 @@ func TestStopDuringAWebhookPostLetsThePostFinishAndAcksTheEvent(t *testing.T) {
 		t.Errorf("event posted %d times, want 1", got)
 	}
 }
+
+func TestWebhookRedirectIsFollowedOnlyWhenItKeepsThePost(t *testing.T) {
+	// Go's client follows a 301, 302 or 303 to a POST with a bodiless GET; a receiver that
+	// answers that GET with 200 (as a page behind an http-to-https redirect may) would count
+	// as a delivery and the event would be acknowledged without anyone having it.
+	cases := []struct {
+		name      string
+		path      string
+		delivered bool
+	}{
+		{"301 would turn it into a GET", "/old", false},
+		{"307 keeps the POST", "/moved", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var posts, others int
+			mux := http.NewServeMux()
+			mux.HandleFunc("/hook/", func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				if _, err := broker.Decode(body); err == nil && r.Method == http.MethodPost {
+					posts++
+				} else {
+					others++
+				}
+				mu.Unlock()
+				w.WriteHeader(http.StatusOK) // whatever came
+			})
+			mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, "/hook/", http.StatusMovedPermanently)
+			})
+			mux.HandleFunc("/moved", func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, "/hook/", http.StatusTemporaryRedirect)
+			})
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+
+			s := startNATS(t, t.TempDir(), -1)
+			dead := filepath.Join(t.TempDir(), "dead.jsonl")
+			n := startNotify(t, "--org", "hva-90", "--nats-url", s.url(), "--webhook", srv.URL+tc.path, "--dead-letter", dead)
+			s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
+			n.waitLines(t, 1)
+			waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-hva-90") })
+
+			mu.Lock()
+			defer mu.Unlock()
+			b, err := os.ReadFile(dead)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+			if tc.delivered {
+				if posts != 1 || others != 0 || len(b) > 0 {
+					t.Errorf("%d posts, %d other requests, dead letters %q; want the event posted once", posts, others, b)
+				}
+				return
+			}
+			if others != 0 || posts != 0 {
+				t.Errorf("the redirect was followed: %d posts, %d other requests", posts, others)
+			}
+			var d deadLetter
+			if err := json.Unmarshal(b, &d); err != nil || !strings.Contains(d.Error, "301") || !strings.Contains(string(d.Event), evID(1)) {
+				t.Errorf("dead letter %q (%v), want the event with the 301", b, err)
+			}
+		})
+	}
+}

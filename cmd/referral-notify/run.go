@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if cfg.webhook != "" {
 		n.hook = &webhook{
-			url: cfg.webhook, client: &http.Client{Timeout: cfg.webhookTimeout},
+			url: cfg.webhook, client: &http.Client{Timeout: cfg.webhookTimeout, CheckRedirect: keepPOST},
 			maxAttempts: cfg.webhookMaxAttempts, backoff: cfg.webhookBackoff, maxBackoff: cfg.webhookMaxBackoff,
 			deadLetter: cfg.deadLetter, log: log,
 		}

@@ -24,8 +24,9 @@ import (
 // event exactly as it is in the stream). An attempt succeeds on any 2xx. Network errors,
 // timeouts, 408, 429 and 5xx are retried after a jittered exponential wait (backoff doubling
 // up to maxBackoff, or the server's Retry-After within that bound) until maxAttempts; any
-// other status is final at once. An event that could not be delivered is appended to the
-// dead-letter file, and only then acknowledged.
+// other status is final at once, and so is a redirect other than 307 and 308 (see keepPOST).
+// An event that could not be delivered is appended to the dead-letter file, and only then
+// acknowledged.
 type webhook struct {
 	url         string
 	client      *http.Client
@@ -116,6 +117,8 @@ func (w *webhook) post(ctx context.Context, body []byte) (time.Duration, error) 
 	switch s := resp.StatusCode; {
 	case s >= 200 && s < 300:
 		return 0, nil
+	case s == http.StatusMovedPermanently || s == http.StatusFound || s == http.StatusSeeOther:
+		return 0, &permanentError{fmt.Sprintf("webhook answered %d, a redirect that would turn the POST into a GET (not followed; set --webhook to the final URL)", s)}
 	case s == http.StatusRequestTimeout || s == http.StatusTooManyRequests || s >= 500:
 		var after time.Duration
 		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
@@ -125,6 +128,20 @@ func (w *webhook) post(ctx context.Context, body []byte) (time.Duration, error) 
 	default:
 		return 0, &permanentError{fmt.Sprintf("webhook answered %d (not retried)", s)}
 	}
+}
+
+// keepPOST is the webhook client's redirect policy: it follows a redirect only if the request
+// stays what it was (307 and 308 repeat the POST with its body). After a 301, 302 or 303 Go's
+// client would send a bodiless GET, and a 2xx to that would pass for a delivery; instead the
+// redirect is the answer, a final failure that sends the event to the dead-letter file.
+func keepPOST(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.Method != via[0].Method {
+		return http.ErrUseLastResponse
+	}
+	return nil
 }
 
 // redactURL drops the URL from a client error: it may carry a secret in its query.
