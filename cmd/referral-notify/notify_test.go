@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -651,5 +652,50 @@ func TestWebhookRedirectIsFollowedOnlyWhenItKeepsThePost(t *testing.T) {
 				t.Errorf("dead letter %q (%v), want the event with the 301", b, err)
 			}
 		})
+	}
+}
+
+func TestStopDuringAWaitBetweenWebhookRetriesHandsTheEventBackAtOnce(t *testing.T) {
+	// SIGTERM while waiting to retry a failed post: the event is handed back (Nak), so a
+	// restart gets it at once instead of after the ack wait, which is long here.
+	s := startNATS(t, t.TempDir(), -1)
+	var failing atomic.Bool
+	failing.Store(true)
+	hook := newHookServer(t, func(string) int {
+		if failing.Load() {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	dead := filepath.Join(t.TempDir(), "dead.jsonl")
+	args := []string{"--org", "hva-90", "--nats-url", s.url(), "--webhook", hook.srv.URL, "--dead-letter", dead,
+		"--seen-file", filepath.Join(t.TempDir(), "seen"), "--ack-wait", "30s",
+		"--webhook-backoff", "1m", "--webhook-max-backoff", "1m"}
+	s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
+
+	first := startNotify(t, args...)
+	waitFor(t, "the first attempt to fail", 15*time.Second, func() bool {
+		return strings.Contains(first.stderr.String(), `"msg":"webhook failed; retrying"`)
+	})
+	if err := first.stop(t); err != nil { // SIGTERM during the wait
+		t.Fatal(err)
+	}
+	if got := hook.attemptsOf(evID(1)); got != 1 {
+		t.Fatalf("%d attempts before the stop, want 1", got)
+	}
+
+	failing.Store(false)
+	second := startNotify(t, args...)
+	// Well under the 30 s ack wait: without the Nak the event comes back only after it.
+	waitFor(t, "the event to be posted again and acknowledged", 5*time.Second, func() bool {
+		return hook.attemptsOf(evID(1)) == 2 && s.settled("notify-hva-90")
+	})
+	// The first run printed the line but could not deliver the event; the restart handles
+	// it in full, so the line is printed again.
+	if got := completeLines(second.stdout); len(got) != 1 || !strings.Contains(got[0], refID(1)) {
+		t.Errorf("after the restart printed:\n%s\nwant the event's line", strings.Join(got, "\n"))
+	}
+	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("dead-letter file written: %v", err)
 	}
 }

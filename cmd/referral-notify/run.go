@@ -190,7 +190,8 @@ type notifier struct {
 }
 
 // loop handles messages until the iterator fails (returned as it is, to be retried), ctx
-// ends, or handling fails (a *fatalError).
+// ends, or handling fails (a *fatalError). An event whose handling a stop interrupts (as in
+// the wait between webhook retries) is handed back to JetStream (see handBack).
 func (n *notifier) loop(ctx context.Context, iter jetstream.MessagesContext) error {
 	for {
 		msg, err := iter.Next(jetstream.NextContext(ctx))
@@ -199,6 +200,7 @@ func (n *notifier) loop(ctx context.Context, iter jetstream.MessagesContext) err
 		}
 		if err := n.handle(ctx, msg); err != nil {
 			if ctx.Err() != nil {
+				n.handBack(ctx, iter, msg)
 				return ctx.Err()
 			}
 			return &fatalError{err}
@@ -263,6 +265,32 @@ func (n *notifier) ack(ctx context.Context, msg jetstream.Msg) error {
 		n.log.Warn("ack failed; the event will be redelivered", "subject", msg.Subject(), "err", err)
 	}
 	return nil
+}
+
+// handBack tells the server that msg was not handled (a Nak), so it is redelivered at once,
+// to the next start, instead of after the ack wait; a failure is only logged (the event then
+// comes back after the ack wait). The iterator is drained first: the server redelivers a
+// Nak'ed message to a pull request still waiting, and one from this iterator would take it
+// into a buffer about to be discarded, where it would again sit until the ack wait ran out.
+// Draining unsubscribes and waits for the server to confirm it.
+func (n *notifier) handBack(ctx context.Context, iter jetstream.MessagesContext, msg jetstream.Msg) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+	defer cancel()
+	iter.Drain()
+	for {
+		// With one unacknowledged message at a time nothing else can be buffered; whatever
+		// is goes back too.
+		m, err := iter.Next(jetstream.NextContext(dctx))
+		if err != nil {
+			break
+		}
+		_ = m.Nak()
+	}
+	if err := msg.Nak(); err != nil {
+		n.log.Warn("cannot hand the event back; it will be redelivered after the ack wait", "subject", msg.Subject(), "err", err)
+		return
+	}
+	n.log.Info("stopped while handling an event; handed back for redelivery", "subject", msg.Subject())
 }
 
 // term tells the server never to redeliver msg; a failure is only logged.

@@ -50,8 +50,8 @@ type deadLetter struct {
 // deliver posts msg's event until it succeeds or the attempts are used up, then dead-letters
 // it. While it waits between attempts it tells JetStream the message is in progress, so the
 // ack wait does not run out. It reports whether the event was dead-lettered, and returns an
-// error only if ctx ends (the event stays unacknowledged) or the dead-letter file cannot be
-// written. An attempt under way when ctx ends is finished (within the client's timeout), not
+// error only if ctx ends (the event is not acknowledged; the caller hands it back) or the
+// dead-letter file cannot be written. An attempt under way when ctx ends is finished (within the client's timeout), not
 // aborted: the receiver may already have the event, and if it answers 2xx the event is
 // acknowledged instead of being printed and posted again after a restart. A failed attempt is
 // not retried once ctx has ended.
