@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -697,5 +698,66 @@ func TestStopDuringAWaitBetweenWebhookRetriesHandsTheEventBackAtOnce(t *testing.
 	}
 	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("dead-letter file written: %v", err)
+	}
+}
+
+func TestAFailedDeadLetterAppendIsCutBack(t *testing.T) {
+	// A write that fails part-way (the disk full, or a short write) must not leave half a
+	// line for the next dead letter to be glued onto.
+	letter := func(n int) deadLetter {
+		return deadLetter{At: t0, Attempts: 1, Error: "webhook answered 422 (not retried)", NATSSubject: "referrals.v1.kela.hva-90.created",
+			StreamSeq: uint64(n), Event: json.RawMessage(`{"id":"` + evID(n) + `"}`)}
+	}
+	failures := map[string]func(f *os.File, b []byte) (int, error){
+		"short write": func(f *os.File, b []byte) (int, error) { return f.Write(b[:len(b)/2]) },
+		"error after part of it": func(f *os.File, b []byte) (int, error) {
+			n, _ := f.Write(b[:len(b)/2])
+			return n, syscall.ENOSPC
+		},
+	}
+	for name, fail := range failures {
+		t.Run(name, func(t *testing.T) {
+			w := &webhook{deadLetter: filepath.Join(t.TempDir(), "dead.jsonl")}
+			t.Cleanup(func() { writeDeadLetter = (*os.File).Write })
+
+			writeDeadLetter = fail
+			if err := w.appendDeadLetter(letter(1)); err == nil {
+				t.Fatal("the failed first append returned no error")
+			}
+			if b, err := os.ReadFile(w.deadLetter); err != nil && !errors.Is(err, os.ErrNotExist) || len(b) != 0 {
+				t.Fatalf("after a failed first append the file holds %q (%v), want it empty or absent", b, err)
+			}
+			writeDeadLetter = (*os.File).Write
+			if err := w.appendDeadLetter(letter(2)); err != nil {
+				t.Fatal(err)
+			}
+			writeDeadLetter = fail
+			if err := w.appendDeadLetter(letter(3)); err == nil {
+				t.Fatal("the failed append returned no error")
+			}
+			writeDeadLetter = (*os.File).Write
+			if err := w.appendDeadLetter(letter(4)); err != nil {
+				t.Fatal(err)
+			}
+
+			b, err := os.ReadFile(w.deadLetter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seqs []uint64
+			for _, l := range strings.SplitAfter(string(b), "\n") {
+				if l == "" {
+					continue
+				}
+				var d deadLetter
+				if err := json.Unmarshal([]byte(l), &d); err != nil || !strings.HasSuffix(l, "\n") {
+					t.Fatalf("dead-letter line %q: %v\nfile:\n%s", l, err, b)
+				}
+				seqs = append(seqs, d.StreamSeq)
+			}
+			if fmt.Sprint(seqs) != "[2 4]" {
+				t.Errorf("dead letters of stream seqs %v, want [2 4]", seqs)
+			}
+		})
 	}
 }

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -153,25 +155,93 @@ func redactURL(err error) error {
 	return err
 }
 
-// appendDeadLetter appends d as one JSON line and syncs the file before the event is acked.
+// appendDeadLetter appends d as one JSON line and syncs the file before the event is acked;
+// a file it creates is made durable by syncing its directory too. An append that fails (also
+// part-way, or in the sync) is undone: the file is cut back to its size before it, or removed
+// if this append created it, so the next dead letter does not start on a broken line.
 func (w *webhook) appendDeadLetter(d deadLetter) error {
 	b, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("dead letter: %w", err)
 	}
-	f, err := os.OpenFile(w.deadLetter, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err := appendLine(w.deadLetter, append(b, '\n')); err != nil {
+		return fmt.Errorf("dead letter %s: %w", w.deadLetter, err)
+	}
+	return nil
+}
+
+// writeDeadLetter writes to the dead-letter file; tests replace it to make a write fail.
+var writeDeadLetter = (*os.File).Write
+
+// appendLine appends line to the file at path and syncs it, creating the file (and syncing
+// its directory) if it does not exist. On failure it leaves the file as it was.
+func appendLine(path string, line []byte) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+	created := err == nil
+	if errors.Is(err, fs.ErrExist) {
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	}
 	if err != nil {
-		return fmt.Errorf("dead letter: %w", err)
+		return err
 	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
+	var size int64
+	if !created {
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return err
+		}
+		size = fi.Size()
 	}
-	if cerr := f.Close(); err == nil {
+	defer func() {
+		if err == nil {
+			err = f.Close()
+			return
+		}
+		// Undo the append. A short write may have left part of the line; a failed sync
+		// leaves it uncertain on disk, and the event comes back to be written again.
+		if created {
+			f.Close()
+			if rerr := os.Remove(path); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("remove the file this append created: %w", rerr))
+			}
+			return
+		}
+		if terr := f.Truncate(size); terr != nil {
+			err = errors.Join(err, fmt.Errorf("cut back to %d bytes: %w", size, terr))
+		} else {
+			_ = f.Sync()
+		}
+		f.Close()
+	}()
+	n, err := writeDeadLetter(f, line)
+	if err != nil {
+		return err
+	}
+	if n < len(line) {
+		return io.ErrShortWrite
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if created {
+		return syncDir(filepath.Dir(path))
+	}
+	return nil
+}
+
+// syncDir makes the creation of a file in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("dead letter %s: %w", w.deadLetter, err)
+		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }
