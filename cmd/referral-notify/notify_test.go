@@ -761,3 +761,47 @@ func TestAFailedDeadLetterAppendIsCutBack(t *testing.T) {
 		})
 	}
 }
+
+func TestAnUnwritableDeadLetterPathIsRefusedAtStart(t *testing.T) {
+	// Found only at the first dead letter, such a path would end the program there, and every
+	// restart would stall on the same event.
+	s := startNATS(t, t.TempDir(), -1)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, path, want string
+	}{
+		{"directory missing", filepath.Join(dir, "missing", "dead.jsonl"), "does not exist"},
+		{"a file as directory", filepath.Join(file, "dead.jsonl"), "not a directory"},
+		{"the path is a directory", dir, "is a directory"},
+	}
+	if os.Geteuid() != 0 { // root may write anywhere
+		ro := filepath.Join(dir, "read-only")
+		if err := os.Mkdir(ro, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, struct{ name, path, want string }{"read-only directory", filepath.Join(ro, "dead.jsonl"), "permission denied"})
+	}
+	before, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// Old behaviour: it starts and runs until stopped; the refusal comes at once.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			args := []string{"--org", "hva-90", "--nats-url", s.url(), "--webhook", "http://127.0.0.1:1/hook", "--dead-letter", tc.path}
+			err := run(ctx, args, func(string) string { return "" }, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "--dead-letter") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("run: %v; want a refusal naming --dead-letter, with %q", err, tc.want)
+			}
+		})
+	}
+	if after, err := os.ReadDir(dir); err != nil || fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the checks changed the directory: %v, was %v (%v)", after, before, err)
+	}
+}

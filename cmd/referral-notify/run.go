@@ -34,6 +34,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if cfg.webhook != "" {
+		if err := checkDeadLetter(cfg.deadLetter); err != nil {
+			return fmt.Errorf("--dead-letter %q: %w", cfg.deadLetter, err)
+		}
+	}
 	log := newLogger(stderr, cfg.logLevel)
 
 	seen, err := openSeen(cfg.seenFile, cfg.seenSize)

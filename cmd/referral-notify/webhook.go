@@ -170,6 +170,36 @@ func (w *webhook) appendDeadLetter(d deadLetter) error {
 	return nil
 }
 
+// checkDeadLetter tells at start whether dead letters can be written to path, without
+// creating the file: an existing file must open for appending, and otherwise its directory
+// must exist and take a new file (tried with a temporary file, removed at once). A path found
+// unwritable only at the first dead letter would end the program there, and every restart
+// would stall on the same event.
+func checkDeadLetter(path string) error {
+	dir := filepath.Dir(path)
+	switch fi, err := os.Stat(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("directory %s does not exist", dir)
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	probe, err := os.CreateTemp(dir, "."+filepath.Base(path)+".check-*")
+	if err != nil {
+		return fmt.Errorf("cannot create files in %s: %w", dir, err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
+}
+
 // writeDeadLetter writes to the dead-letter file; tests replace it to make a write fail.
 var writeDeadLetter = (*os.File).Write
 
