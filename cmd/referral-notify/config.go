@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -28,7 +29,7 @@ type config struct {
 	webhookMaxBackoff  time.Duration
 	deadLetter         string
 
-	logLevel string
+	logLevel slog.Level
 }
 
 // Defaults.
@@ -38,7 +39,8 @@ const (
 )
 
 // parseConfig reads flags over environment defaults. It returns an error for a missing or
-// unknown organisation, a webhook without a dead-letter file and values out of range.
+// unknown organisation, a webhook without a dead-letter file (or a dead-letter file without a
+// webhook), an unknown log level and values out of range.
 func parseConfig(args []string, getenv func(string) string, reg *domain.Registry, stderr io.Writer) (config, error) {
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
@@ -47,7 +49,7 @@ func parseConfig(args []string, getenv func(string) string, reg *domain.Registry
 		return def
 	}
 	var c config
-	var org string
+	var org, logLevel string
 	fs := flag.NewFlagSet("referral-notify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&org, "org", env("NOTIFY_ORG", ""), "organisation whose incoming and outgoing referral events to follow: kela or hva-NN (NOTIFY_ORG)")
@@ -63,7 +65,7 @@ func parseConfig(args []string, getenv func(string) string, reg *domain.Registry
 	fs.DurationVar(&c.webhookBackoff, "webhook-backoff", 500*time.Millisecond, "wait before the second attempt; it doubles (with jitter) after each failure")
 	fs.DurationVar(&c.webhookMaxBackoff, "webhook-max-backoff", 30*time.Second, "longest wait between attempts")
 	fs.StringVar(&c.deadLetter, "dead-letter", env("NOTIFY_DEAD_LETTER", ""), "JSON-lines file for events the webhook refused --webhook-max-attempts times; required with --webhook (NOTIFY_DEAD_LETTER)")
-	fs.StringVar(&c.logLevel, "log-level", env("NOTIFY_LOG_LEVEL", "info"), "debug, info, warn or error (NOTIFY_LOG_LEVEL)")
+	fs.StringVar(&logLevel, "log-level", env("NOTIFY_LOG_LEVEL", "info"), "debug, info, warn or error (NOTIFY_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -87,6 +89,11 @@ func parseConfig(args []string, getenv func(string) string, reg *domain.Registry
 		return c, errors.New("--ack-wait must be at least 1s")
 	case c.seenSize < 1:
 		return c, errors.New("--seen-size must be positive")
+	case c.webhook == "" && c.deadLetter != "":
+		return c, errors.New("--dead-letter is only used with --webhook (for the events it cannot deliver)")
+	}
+	if err := c.logLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return c, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
 	}
 	if c.webhook != "" {
 		u, err := url.Parse(c.webhook)

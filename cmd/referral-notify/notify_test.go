@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -476,6 +477,27 @@ func TestConfigRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("flags that would do nothing or be ignored", func(t *testing.T) {
+		for _, tc := range []struct {
+			args []string
+			env  map[string]string
+			want string
+		}{
+			{[]string{"--org", "kela", "--dead-letter", "dead.jsonl"}, nil, "--dead-letter"},
+			{[]string{"--org", "kela"}, map[string]string{"NOTIFY_DEAD_LETTER": "dead.jsonl"}, "--dead-letter"},
+			{[]string{"--org", "kela", "--log-level", "verbose"}, nil, `--log-level "verbose"`},
+			{[]string{"--org", "kela"}, map[string]string{"NOTIFY_LOG_LEVEL": "trace"}, `--log-level "trace"`},
+		} {
+			_, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, domain.DefaultRegistry(), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v with env %v: %v, want an error naming %s", tc.args, tc.env, err, tc.want)
+			}
+		}
+		c, err := parseConfig([]string{"--org", "kela", "--log-level", "WARN"}, func(string) string { return "" }, domain.DefaultRegistry(), io.Discard)
+		if err != nil || c.logLevel != slog.LevelWarn {
+			t.Errorf("--log-level WARN: level %v, %v", c.logLevel, err)
+		}
+	})
 	t.Run("environment", func(t *testing.T) {
 		env := map[string]string{"NOTIFY_ORG": "hva-08", "NATS_URL": "nats://example:4222"}
 		c, err := parseConfig(nil, func(k string) string { return env[k] }, domain.DefaultRegistry(), io.Discard)
