@@ -827,3 +827,48 @@ func TestAnUnwritableDeadLetterPathIsRefusedAtStart(t *testing.T) {
 		t.Errorf("the checks changed the directory: %v, was %v (%v)", after, before, err)
 	}
 }
+
+func TestStopRightAfterAnAckHandsTheNextEventBackAtOnce(t *testing.T) {
+	// SIGTERM while the next event is on its way to the consumer (the server sends it as soon
+	// as the previous one is acknowledged, one at a time): the event is handed back, so a
+	// restart gets it at once instead of after the ack wait, which is long here.
+	s := startNATS(t, t.TempDir(), -1)
+	args := []string{"--org", "hva-90", "--nats-url", s.url(), "--seen-file", filepath.Join(t.TempDir(), "seen"),
+		"--ack-wait", "30s"}
+	for i := 1; i <= 3; i++ {
+		s.publish(ev(i, domain.EventCreated, i, "kela", "hva-90"), evID(i))
+	}
+	// The stop arrives while the first event is being acknowledged.
+	reached, canceled := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	beforeAck = func(id string) error {
+		if id == evID(1) {
+			once.Do(func() { close(reached); <-canceled })
+		}
+		return nil
+	}
+	t.Cleanup(func() { beforeAck = nil })
+	first := startNotify(t, args...)
+	select {
+	case <-reached:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the first event was not handled")
+	}
+	first.cancel()
+	close(canceled)
+	if err := first.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	beforeAck = nil
+	handled := len(completeLines(first.stdout))
+
+	second := startNotify(t, args...)
+	// Well under the 30 s ack wait: an event left in the first run's buffer unacknowledged
+	// would come back only after it.
+	waitFor(t, "every event handled and acknowledged", 5*time.Second, func() bool {
+		return s.settled("notify-hva-90")
+	})
+	if got := handled + len(completeLines(second.stdout)); got != 3 {
+		t.Errorf("%d lines printed over both runs, want 3 (first run %d)", got, handled)
+	}
+}

@@ -195,12 +195,19 @@ type notifier struct {
 }
 
 // loop handles messages until the iterator fails (returned as it is, to be retried), ctx
-// ends, or handling fails (a *fatalError). An event whose handling a stop interrupts (as in
-// the wait between webhook retries) is handed back to JetStream (see handBack).
+// ends, or handling fails (a *fatalError). When ctx ends, the event whose handling it
+// interrupts (as in the wait between webhook retries) and any the iterator holds are handed
+// back to JetStream (see handBack).
 func (n *notifier) loop(ctx context.Context, iter jetstream.MessagesContext) error {
 	for {
 		msg, err := iter.Next(jetstream.NextContext(ctx))
 		if err != nil {
+			if ctx.Err() != nil {
+				// The server may have sent the next event (it does as soon as the last
+				// one is acknowledged) into the iterator's buffer: hand it back too.
+				n.handBack(ctx, iter, nil)
+				return ctx.Err()
+			}
 			return err
 		}
 		if err := n.handle(ctx, msg); err != nil {
@@ -272,9 +279,9 @@ func (n *notifier) ack(ctx context.Context, msg jetstream.Msg) error {
 	return nil
 }
 
-// handBack tells the server that msg was not handled (a Nak), so it is redelivered at once,
-// to the next start, instead of after the ack wait; a failure is only logged (the event then
-// comes back after the ack wait). The iterator is drained first: the server redelivers a
+// handBack tells the server that msg (if not nil) and whatever the iterator still holds were
+// not handled (a Nak), so they are redelivered at once, to the next start, instead of after
+// the ack wait; a failure is only logged (the event then comes back after the ack wait). The iterator is drained first: the server redelivers a
 // Nak'ed message to a pull request still waiting, and one from this iterator would take it
 // into a buffer about to be discarded, where it would again sit until the ack wait ran out.
 // Draining unsubscribes and waits for the server to confirm it.
@@ -283,13 +290,16 @@ func (n *notifier) handBack(ctx context.Context, iter jetstream.MessagesContext,
 	defer cancel()
 	iter.Drain()
 	for {
-		// With one unacknowledged message at a time nothing else can be buffered; whatever
-		// is goes back too.
+		// One unacknowledged message at a time: the iterator holds at most the one the
+		// server sent after the last ack, and only when msg is nil.
 		m, err := iter.Next(jetstream.NextContext(dctx))
 		if err != nil {
 			break
 		}
 		_ = m.Nak()
+	}
+	if msg == nil {
+		return
 	}
 	if err := msg.Nak(); err != nil {
 		n.log.Warn("cannot hand the event back; it will be redelivered after the ack wait", "subject", msg.Subject(), "err", err)
