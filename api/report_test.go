@@ -445,18 +445,35 @@ func TestTHLReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// County → Kela kinds bind Kela under §14 a (normal) and §14 b (urgent): a statement
+	// answered in time, an urgent review request answered late.
+	statementReq := reviewReq(clientOther)
+	statementReq.Kind, statementReq.Urgency = domain.KindSocialWorkStatement, domain.Normal
+	statementReq.ToKela.Topics, statementReq.ToKela.ClientHeard = []string{"other_basic_expenses"}, true
+	statement, _, err := s.svc.Create(context.Background(), repHelsinki, statementReq, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	review, _, err := s.svc.Create(context.Background(), repHelsinki, reviewReq(clientOther), "") // urgent: due Fri 3 July
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.at(hki(2026, 7, 3, 9))
 	for _, id := range []string{urgent, inTime, late} {
 		s.act(repHelsinki, id, receive)
 	}
 	s.act(repTampere, meeting, receive)
 	s.act(repKela, toKela.ID, receive)
+	s.act(repKela, statement.ID, receive)
+	s.act(repKela, review.ID, receive)
+	s.act(repKela, statement.ID, domain.Command{Action: domain.ActionComplete, Outcome: "accepted", Text: "Taken into account."})
 	s.act(repHelsinki, urgent, complete) // by the next business day
 	s.act(repHelsinki, inTime, complete)
 	s.act(repTampere, returned, domain.Command{Action: domain.ActionReturn, Reason: "not_our_client", Text: "No."})
 	s.at(hki(2026, 7, 6, 10)).act(repTampere, meeting, domain.Command{Action: domain.ActionComplete, Outcome: "meeting_held"})
 	s.at(hki(2026, 7, 13, 10)).act(repHelsinki, late, complete)
 	s.at(hki(2026, 7, 14, 10)).act(repKela, toKela.ID, domain.Command{Action: domain.ActionComplete, Outcome: "meeting_held"}) // due Mon 13
+	s.act(repKela, review.ID, domain.Command{Action: domain.ActionComplete, Outcome: "decision_corrected", Text: "Corrected."})
 	s.at(hki(2026, 8, 1, 10))
 
 	fig := func(handled, within int64, share *float64) domain.THLFigure {
@@ -474,7 +491,7 @@ func TestTHLReport(t *testing.T) {
 		if err := dec.Decode(&rep); err != nil {
 			t.Fatal(err)
 		}
-		for _, bad := range []string{clientOther, "Meikäläinen", late, toKela.ID} {
+		for _, bad := range []string{clientOther, "Meikäläinen", late, toKela.ID, statement.ID, review.ID} {
 			if strings.Contains(string(body), bad) {
 				t.Errorf("THL report contains %q", bad)
 			}
@@ -490,7 +507,7 @@ func TestTHLReport(t *testing.T) {
 	want := map[domain.OrgID]domain.THLOrganisation{
 		"hva-90": {Organisation: "hva-90", Section14a: fig(2, 1, sh(0.5)), Section14b: fig(1, 1, sh(1)), Section14d: fig(0, 0, nil)},
 		"hva-08": {Organisation: "hva-08", Section14a: fig(0, 0, nil), Section14b: fig(0, 0, nil), Section14d: fig(1, 1, sh(1))},
-		"kela":   {Organisation: "kela", Section14a: fig(0, 0, nil), Section14b: fig(0, 0, nil), Section14d: fig(1, 0, sh(0))},
+		"kela":   {Organisation: "kela", Section14a: fig(1, 1, sh(1)), Section14b: fig(1, 0, sh(0)), Section14d: fig(1, 0, sh(0))},
 	}
 	orgs := domain.DefaultRegistry().Organisations()
 	if len(h2.Organisations) != len(orgs) {

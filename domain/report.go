@@ -811,9 +811,10 @@ func round2(f float64) float64 { return math.Round(f*100) / 100 }
 const THLBasis = "Toimeentulotukilaki 1412/1997 §27 c"
 
 // THLReport is the half-year deadline compliance THL collects from the counties and Kela:
-// §14 a (supplementary_support_handoff, normal: decided within 7 business days), §14 b
-// (the same, urgent: by the next business day) and §14 d (joint_meeting_request: the meeting
-// within 7 business days), per organisation that had to meet the deadline (the recipient).
+// §14 a (normal: a county's supplementary_support_handoff decided, or Kela's answer to a
+// county → Kela kind, within 7 business days), §14 b (the same kinds, urgent: by the next
+// business day) and §14 d (joint_meeting_request: the meeting within 7 business days), per
+// organisation that had to meet the deadline (the recipient).
 // It holds counts only.
 type THLReport struct {
 	Period        string            `json:"period"`
@@ -866,11 +867,15 @@ func (rp *Reporter) THL(ctx context.Context, actor Actor, h HalfYear) (*THLRepor
 		if row == nil {
 			return nil // another organisation's deadline (a county's joint meeting request to Kela)
 		}
+		// §14 a and §14 b bind the county deciding a handed-off application and Kela
+		// answering a county's request (DOMAIN §7: "county → Kela kinds … 7 business days
+		// (§14 a); urgent: next business day (§14 b)").
+		section14ab := c.Kind == KindSupplementarySupportHandoff || c.Kind.ToKela()
 		var f *THLFigure
 		switch {
-		case c.Kind == KindSupplementarySupportHandoff && c.Urgency == Normal:
+		case section14ab && c.Urgency == Normal:
 			f = &row.a
-		case c.Kind == KindSupplementarySupportHandoff && c.Urgency == Urgent:
+		case section14ab && c.Urgency == Urgent:
 			f = &row.b
 		case c.Kind == KindJointMeetingRequest:
 			f = &row.d
