@@ -16,8 +16,9 @@ import (
 // repository root holds exactly them.
 type DeadlineConfig struct {
 	Rules map[Kind]map[Urgency]DeadlineRule
-	// CountEvesAsBusinessDays makes Midsummer Eve and Christmas Eve business days (default
-	// false: they are not, like the public offices that close on them).
+	// CountEvesAsBusinessDays counts Midsummer Eve and Christmas Eve as business days inside
+	// a deadline period (default false: they are not, like the public offices that close on
+	// them). Either way a deadline never ends on one (Act 150/1930 §5).
 	CountEvesAsBusinessDays bool
 	// WarningLead is the business time between a deadline_warning and its deadline
 	// (DeadlinePolicy.WarnAt): DefaultWarningLead, half a business day.

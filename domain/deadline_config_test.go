@@ -239,12 +239,14 @@ var saturdayArrivals = []holidayArrival{
 
 // With count_eves_as_business_days, Christmas Eve and Midsummer Eve are business days.
 var evesCountedArrivals = []holidayArrival{
-	{"Wed 23 Dec: Christmas Eve is day 1", "2026-12-23T08:00:00Z",
-		"2026-12-24T21:59:59Z", "2026-12-24T21:59:59Z", "2027-01-05T21:59:59Z"},
+	// The eves count inside a period, but a deadline ending on one moves to the next
+	// business day (Act 150/1930 §5).
+	{"Wed 23 Dec: Christmas Eve is day 1, a deadline on it moves to Mon 28 Dec", "2026-12-23T08:00:00Z",
+		"2026-12-28T21:59:59Z", "2026-12-28T21:59:59Z", "2027-01-05T21:59:59Z"},
 	{"on Christmas Eve, a business day that is not counted", "2026-12-24T10:00:00Z",
 		"2026-12-28T21:59:59Z", "2026-12-28T21:59:59Z", "2027-01-07T21:59:59Z"},
-	{"Thu 18 Jun: Midsummer Eve is day 1", "2026-06-18T07:00:00Z",
-		"2026-06-19T20:59:59Z", "2026-06-19T20:59:59Z", "2026-06-29T20:59:59Z"},
+	{"Thu 18 Jun: Midsummer Eve is day 1, a deadline on it moves to Mon 22 Jun", "2026-06-18T07:00:00Z",
+		"2026-06-22T20:59:59Z", "2026-06-22T20:59:59Z", "2026-06-29T20:59:59Z"},
 	{"on Midsummer Eve, not counted", "2026-06-19T07:00:00Z",
 		"2026-06-22T20:59:59Z", "2026-06-22T20:59:59Z", "2026-06-30T20:59:59Z"},
 }

@@ -32,8 +32,10 @@ func mustLoadHelsinki() *time.Location {
 type Options struct {
 	// CountEvesAsBusinessDays makes Midsummer Eve (juhannusaatto, the Friday
 	// between 19 and 25 June) and Christmas Eve (jouluaatto, 24 December)
-	// business days when they fall on a weekday. The default, false, treats
-	// both eves as non-business days.
+	// business days when they fall on a weekday: they count inside deadline
+	// periods and business time. A deadline still never ends on one (Act
+	// 150/1930 §5; see Deadline). The default, false, treats both eves as
+	// non-business days.
 	CountEvesAsBusinessDays bool
 }
 
@@ -87,6 +89,11 @@ func (c *Calendar) HolidayName(t time.Time) (string, bool) {
 // For n == 0 ("same day" urgent deadlines) it returns the end of the arrival
 // day if that is a business day, else the end of the next business day.
 // Negative n is treated as 0. The result is in the Helsinki location.
+//
+// A deadline never ends on Midsummer Eve or Christmas Eve: Act 150/1930 §5
+// moves a deadline that falls on one to the next business day. With
+// CountEvesAsBusinessDays the eves count inside the period (that is what the
+// law leaves open), and a deadline that would end on one is moved so.
 func (c *Calendar) Deadline(from time.Time, n int) time.Time {
 	tab := c.table()
 	y, d := civil(from)
@@ -103,6 +110,13 @@ func (c *Calendar) Deadline(from time.Time, n int) time.Time {
 			}
 		}
 	}
+	if c.opts.CountEvesAsBusinessDays {
+		// §5: off the eve, by the default table, where the eves are off.
+		end := &tables[0]
+		for eyi := end.get(y); eyi.isOff(d); {
+			y, d, eyi = end.next(y, d, eyi)
+		}
+	}
 	return time.Date(y, time.January, d+1, 23, 59, 59, 0, helsinki)
 }
 
@@ -110,7 +124,8 @@ func (c *Calendar) Deadline(from time.Time, n int) time.Time {
 // is strictly after the Helsinki date of from and on or before the Helsinki
 // date of to, i.e. how many business days of a deadline period had been used
 // up by to. It returns 0 if to's date is on or before from's date. For n >= 1,
-// BusinessDaysBetween(from, Deadline(from, n)) == n.
+// BusinessDaysBetween(from, Deadline(from, n)) == n, unless CountEvesAsBusinessDays
+// moved the deadline off an eve (then n + 1: the eve counted).
 func (c *Calendar) BusinessDaysBetween(from, to time.Time) int {
 	y0, d0 := civil(from)
 	y1, d1 := civil(to)

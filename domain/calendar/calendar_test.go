@@ -283,7 +283,8 @@ func TestDeadline(t *testing.T) {
 		// Christmas 2026 - New Year - Epiphany 2027.
 		{"wed 23 dec, day 1 is mon 28 dec", false, "2026-12-23T10:00:00+02:00", 1, "2026-12-28T21:59:59Z"},
 		{"wed 23 dec, 7 days skips new year and epiphany", false, "2026-12-23T10:00:00+02:00", 7, "2027-01-07T21:59:59Z"},
-		{"wed 23 dec, eves counted: day 1 is christmas eve", true, "2026-12-23T10:00:00+02:00", 1, "2026-12-24T21:59:59Z"},
+		{"wed 23 dec, eves counted: day 1 is christmas eve, moved to mon 28 dec (§5)", true, "2026-12-23T10:00:00+02:00", 1, "2026-12-28T21:59:59Z"},
+		{"wed 23 dec, eves counted: day 2 is mon 28 dec too", true, "2026-12-23T10:00:00+02:00", 2, "2026-12-28T21:59:59Z"},
 		{"wed 23 dec, eves counted: 7 days", true, "2026-12-23T10:00:00+02:00", 7, "2027-01-05T21:59:59Z"},
 		{"new year's eve, day 1 skips new year", false, "2026-12-31T10:00:00+02:00", 1, "2027-01-04T21:59:59Z"},
 		{"new year's eve, 3 days skips epiphany", false, "2026-12-31T10:00:00+02:00", 3, "2027-01-07T21:59:59Z"},
@@ -292,7 +293,7 @@ func TestDeadline(t *testing.T) {
 		// Midsummer 2026 (eve Fri 19 June; summer time, +03).
 		{"thu before midsummer, day 1 is monday", false, "2026-06-18T10:00:00+03:00", 1, "2026-06-22T20:59:59Z"},
 		{"thu before midsummer, 7 days", false, "2026-06-18T10:00:00+03:00", 7, "2026-06-30T20:59:59Z"},
-		{"thu before midsummer, eves counted: day 1 is the eve", true, "2026-06-18T10:00:00+03:00", 1, "2026-06-19T20:59:59Z"},
+		{"thu before midsummer, eves counted: day 1 is the eve, moved to monday (§5)", true, "2026-06-18T10:00:00+03:00", 1, "2026-06-22T20:59:59Z"},
 		{"thu before midsummer, eves counted: 7 days", true, "2026-06-18T10:00:00+03:00", 7, "2026-06-29T20:59:59Z"},
 
 		// Easter 2027 and the DST change on Sunday 28 March 2027.
@@ -306,7 +307,7 @@ func TestDeadline(t *testing.T) {
 		{"n=0 on saturday is monday", false, "2026-11-21T10:00:00+02:00", 0, "2026-11-23T21:59:59Z"},
 		{"n=0 on good friday is tuesday after easter", false, "2026-04-03T10:00:00+03:00", 0, "2026-04-07T20:59:59Z"},
 		{"n=0 on christmas eve by default is mon 28 dec", false, "2026-12-24T10:00:00+02:00", 0, "2026-12-28T21:59:59Z"},
-		{"n=0 on christmas eve when eves counted is same day", true, "2026-12-24T10:00:00+02:00", 0, "2026-12-24T21:59:59Z"},
+		{"n=0 on christmas eve when eves counted moves to mon 28 dec (§5)", true, "2026-12-24T10:00:00+02:00", 0, "2026-12-28T21:59:59Z"},
 		{"n=0 on midsummer eve by default is monday", false, "2026-06-19T10:00:00+03:00", 0, "2026-06-22T20:59:59Z"},
 		{"negative n behaves like 0", false, "2026-11-21T10:00:00+02:00", -3, "2026-11-23T21:59:59Z"},
 	}
@@ -346,17 +347,20 @@ func TestDeadlineOffsetSwitchesAtDST(t *testing.T) {
 }
 
 // For every arrival day over several years and n = 0..25, the deadline is a
-// business day, is not before the arrival date, and exactly n business days
-// lie between arrival and deadline (for n = 0: none, or the deadline is the
-// arrival day itself).
+// business day and never an eve (Act 150/1930 §5), is not before the arrival
+// date, and exactly n business days lie between arrival and deadline (for
+// n = 0: none, or the deadline is the arrival day itself) — one more when the
+// eves are counted and the n-th day was an eve, moved to the next business day.
 func TestDeadlineInvariants(t *testing.T) {
+	def := calendar.New(calendar.Options{})
 	for _, opts := range []calendar.Options{{}, {CountEvesAsBusinessDays: true}} {
 		c := calendar.New(opts)
+		moved := 0
 		for from := at(2025, 12, 1, 9, 30); from.Year() < 2029; from = from.AddDate(0, 0, 1) {
 			for n := 0; n <= 25; n++ {
 				dl := c.Deadline(from, n)
-				if !c.IsBusinessDay(dl) {
-					t.Fatalf("%+v Deadline(%s,%d)=%s is not a business day", opts, from.Format(time.DateOnly), n, dl)
+				if !c.IsBusinessDay(dl) || !def.IsBusinessDay(dl) {
+					t.Fatalf("%+v Deadline(%s,%d)=%s is not a business day, or is an eve", opts, from.Format(time.DateOnly), n, dl)
 				}
 				got := c.BusinessDaysBetween(from, dl)
 				want := n
@@ -365,15 +369,21 @@ func TestDeadlineInvariants(t *testing.T) {
 				} else if n == 0 {
 					want = 1
 				}
+				if opts.CountEvesAsBusinessDays && got == want+1 && offEve(c, def, from, dl, want) {
+					want++
+					moved++
+				}
 				if got != want {
 					t.Fatalf("%+v BusinessDaysBetween(%s, Deadline(.,%d)=%s) = %d, want %d",
 						opts, from.Format(time.DateOnly), n, dl.Format(time.DateOnly), got, want)
 				}
 				// Strictly increasing in n, except that n = 0 and n = 1
-				// coincide when the arrival day is not a business day.
+				// coincide when the arrival day is not a business day, and
+				// n - 1 and n when n - 1 ended on an eve and was moved onto
+				// day n.
 				if n > 0 {
 					prev := c.Deadline(from, n-1)
-					same := n == 1 && !c.IsBusinessDay(from)
+					same := n == 1 && !c.IsBusinessDay(from) || c.BusinessDaysBetween(from, prev) == n
 					if same != dl.Equal(prev) || dl.Before(prev) {
 						t.Fatalf("%+v Deadline(%s, %d) = %s, Deadline(., %d) = %s", opts,
 							from.Format(time.DateOnly), n, dl.Format(time.DateOnly), n-1, prev.Format(time.DateOnly))
@@ -381,7 +391,21 @@ func TestDeadlineInvariants(t *testing.T) {
 				}
 			}
 		}
+		if opts.CountEvesAsBusinessDays && moved == 0 {
+			t.Error("no deadline was moved off an eve: the check above proved nothing")
+		}
 	}
+}
+
+// offEve reports whether the business day (by c) before dl is an eve (not a
+// business day by def) and the k-th business day after from: the deadline
+// ended on it and Act 150/1930 §5 moved it to dl.
+func offEve(c, def *calendar.Calendar, from, dl time.Time, k int) bool {
+	prev := dl.AddDate(0, 0, -1)
+	for !c.IsBusinessDay(prev) {
+		prev = prev.AddDate(0, 0, -1)
+	}
+	return !def.IsBusinessDay(prev) && c.BusinessDaysBetween(from, prev) == k
 }
 
 func TestBusinessDaysBetween(t *testing.T) {

@@ -9,7 +9,9 @@
 //     (from github.com/rickar/cal/v2/fi). By default Midsummer Eve
 //     (juhannusaatto, the Friday between 19 and 25 June) and Christmas Eve
 //     (jouluaatto, 24 December) are non-business days too; set
-//     Options.CountEvesAsBusinessDays to count them as business days.
+//     Options.CountEvesAsBusinessDays to count them as business days inside
+//     a period; a deadline still never ends on one (Act 150/1930 §5 moves it
+//     to the next business day).
 //   - The day of arrival is not counted (Act 150/1930 §2): business day 1 is
 //     the first business day after the arrival date.
 //   - A deadline ends at the end of its last day, 23:59:59 Helsinki time
