@@ -203,15 +203,16 @@ func TestDeadlinesConfigIsLoadedOrRefused(t *testing.T) {
 	})
 	t.Run("a good file sets the deadlines", func(t *testing.T) {
 		good := write("good.json", `{"count_eves_as_business_days": true, "rules": {"social_work_need":
-			{"normal": {"acknowledge_days": 2, "respond_days": 3, "basis": "local rule, SHL §36"}}}}`)
-		// Business clock at Mon 21 Dec 2026: with the eves counted, Thu 24 Dec is day 3.
+			{"normal": {"acknowledge_days": 2, "respond_days": 4, "basis": "local rule, SHL §36"}}}}`)
+		// Business clock at Mon 21 Dec 2026: with the eves counted, Thu 24 Dec is day 3 and
+		// Mon 28 Dec day 4 (without, Tue 29 Dec).
 		s := startService(t, t.TempDir(), "--deadlines-config", good, "--dev-clock-start", "2026-12-21T08:00:00+02:00", "--dev-clock-speed", "1")
 		st, ref := s.do("POST", "/v1/referrals", s.token("kela", domain.RoleKelaHandler), needJSON)
 		if st != http.StatusCreated {
 			t.Fatalf("create: %d %v", st, ref)
 		}
 		d := ref["deadlines"].(map[string]any)
-		if d["acknowledge_by"] != "2026-12-23T21:59:59Z" || d["respond_by"] != "2026-12-24T21:59:59Z" || d["basis"] != "local rule, SHL §36" {
+		if d["acknowledge_by"] != "2026-12-23T21:59:59Z" || d["respond_by"] != "2026-12-28T21:59:59Z" || d["basis"] != "local rule, SHL §36" {
 			t.Errorf("deadlines = %v", d)
 		}
 	})
