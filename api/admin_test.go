@@ -74,7 +74,7 @@ func newBackupServer(t *testing.T, backup api.BackupFunc) *backupServer {
 
 func (s *backupServer) token(org string, roles ...domain.Role) string {
 	s.t.Helper()
-	tok, err := api.MintToken(testKey, "user-"+org, domain.OrgID(org), roles, "", time.Now(), time.Hour)
+	tok, err := api.MintToken(testKey, "user-"+org, domain.OrgID(org), roles, "Operator User", time.Now(), time.Hour)
 	if err != nil {
 		s.t.Fatal(err)
 	}

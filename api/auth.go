@@ -21,13 +21,17 @@ import (
 	"github.com/kela-hva/referrals/domain"
 )
 
-// Claims are what a token says about its holder: the user (sub), organisation and roles.
+// Claims are what a token says about its holder: the user (sub) and their name,
+// organisation and roles. The name is required: the access log records it.
 type Claims struct {
 	jwt.RegisteredClaims
 	Org   string   `json:"org"`
 	Roles []string `json:"roles"`
 	Name  string   `json:"name,omitempty"`
 }
+
+// maxNameLen bounds the name claim, as the subject is bounded.
+const maxNameLen = 200
 
 // DevIssuer is the issuer of tokens minted with the dev key; Audience is the default audience.
 const (
@@ -153,6 +157,10 @@ func (a *Authenticator) Authenticate(header string) (domain.Actor, error) {
 	actor := domain.Actor{UserID: c.Subject, Name: c.Name, Org: domain.OrgID(c.Org)}
 	if actor.UserID == "" || len(actor.UserID) > 128 {
 		return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "the token has no valid subject")
+	}
+	// The access log names the user as well as their id (DOMAIN §5, Act 703/2023).
+	if strings.TrimSpace(actor.Name) == "" || len(actor.Name) > maxNameLen {
+		return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "the token has no valid name: the access log records the user's name")
 	}
 	if _, ok := a.registry.Organisation(actor.Org); !ok {
 		return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "the token names an unknown organisation")

@@ -55,14 +55,14 @@ func TestEndpointAuthorizationMatrix(t *testing.T) {
 	// operations on a county's referral, a county again (Kela is party to all of these).
 	otherOrg := func(h *harness) string { return h.token("hva-08", domain.RoleSocialWorker, domain.RoleSupervisor) }
 	expired := func(h *harness, e endpoint) string {
-		tok, err := api.MintToken(h.key, "user", domain.OrgID(e.ownOrg), []domain.Role{e.ownRole}, "", time.Now().Add(-2*time.Hour), time.Hour)
+		tok, err := api.MintToken(h.key, "user", domain.OrgID(e.ownOrg), []domain.Role{e.ownRole}, "Test User", time.Now().Add(-2*time.Hour), time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
 	badSignature := func(h *harness, e endpoint) string {
-		tok, err := api.MintToken(otherKey, "user", domain.OrgID(e.ownOrg), []domain.Role{e.ownRole}, "", time.Now(), time.Hour)
+		tok, err := api.MintToken(otherKey, "user", domain.OrgID(e.ownOrg), []domain.Role{e.ownRole}, "Test User", time.Now(), time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,14 +136,22 @@ func TestOtherOrganisationsDataStaysHidden(t *testing.T) {
 
 func TestTokensThatMustBeRefused(t *testing.T) {
 	h := newHarness(t, "")
-	mint := func(org string, roles ...domain.Role) string {
-		tok, err := api.MintToken(h.key, "u", domain.OrgID(org), roles, "", time.Now(), time.Hour)
+	mintNamed := func(name, org string, roles ...domain.Role) string {
+		tok, err := api.MintToken(h.key, "u", domain.OrgID(org), roles, name, time.Now(), time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
+	mint := func(org string, roles ...domain.Role) string { return mintNamed("Test User", org, roles...) }
+	if r := h.do("GET", "/v1/referrals", mint("kela", domain.RoleKelaHandler), nil); r.status != http.StatusOK {
+		t.Fatalf("a valid token: status %d, want 200", r.status)
+	}
 	cases := map[string]string{
+		// The access log must name the user (DOMAIN §5).
+		"no name":                    mintNamed("", "kela", domain.RoleKelaHandler),
+		"blank name":                 mintNamed("  ", "kela", domain.RoleKelaHandler),
+		"name too long":              mintNamed(strings.Repeat("n", 201), "kela", domain.RoleKelaHandler),
 		"unknown organisation":       mint("hva-99", domain.RoleSocialWorker),
 		"kela role at a county":      mint("hva-90", domain.RoleKelaHandler),
 		"social worker role at kela": mint("kela", domain.RoleSocialWorker),

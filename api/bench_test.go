@@ -47,7 +47,7 @@ func benchStack(b *testing.B, delay time.Duration) (*httptest.Server, string) {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	srv := httptest.NewServer(api.NewServer(api.Deps{Service: svc, Auth: auth, Validator: v, Logger: log, Registry: reg}))
 	b.Cleanup(srv.Close)
-	tok, err := api.MintToken(testKey, "bench", domain.Kela, []domain.Role{domain.RoleKelaHandler}, "", time.Now(), time.Hour)
+	tok, err := api.MintToken(testKey, "bench", domain.Kela, []domain.Role{domain.RoleKelaHandler}, "Bench User", time.Now(), time.Hour)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -413,7 +413,7 @@ func TestReportRoleMatrix(t *testing.T) {
 // otherKeyToken is a Kela supervisor's token signed by a key the service does not trust.
 func otherKeyToken(t *testing.T) string {
 	t.Helper()
-	tok, err := api.MintToken(otherKey, "u", domain.Kela, []domain.Role{domain.RoleSupervisor}, "", time.Now(), time.Hour)
+	tok, err := api.MintToken(otherKey, "u", domain.Kela, []domain.Role{domain.RoleSupervisor}, "Esimies", time.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func TestTokenCache(t *testing.T) {
 	}
 	mint := func(t *testing.T, kid string, ttl time.Duration) string {
 		t.Helper()
-		tok, err := api.MintToken(testKey, "u1", domain.Kela, []domain.Role{domain.RoleKelaHandler}, "", now, ttl)
+		tok, err := api.MintToken(testKey, "u1", domain.Kela, []domain.Role{domain.RoleKelaHandler}, "Test User", now, ttl)
 		if err != nil {
 			t.Fatal(err)
 		}

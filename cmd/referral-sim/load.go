@@ -356,7 +356,7 @@ func load(ctx context.Context, cfg loadConfig, stdout io.Writer) ([]*phaseResult
 		if !ts.has(o.ID, role) {
 			continue
 		}
-		tok, err := ts.token(user{ID: "load-" + string(o.ID), Org: o.ID, Role: role})
+		tok, err := ts.token(user{ID: "load-" + string(o.ID), Name: "Load " + string(o.ID), Org: o.ID, Role: role})
 		if err != nil {
 			return nil, err
 		}

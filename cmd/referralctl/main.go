@@ -82,7 +82,7 @@ func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	dataDir := fs.String("data-dir", orDefault(getenv("REFERRAL_DATA_DIR"), "./data"), "data directory of a referrald --dev")
 	org := fs.String("org", "", "organisation id: kela or hva-NN")
 	sub := fs.String("sub", "", "user id (default: dev-<org>-<role>)")
-	name := fs.String("name", "", "user's display name")
+	name := fs.String("name", "", "user's name, recorded in the access log (default: Dev <org> <role>)")
 	ttl := fs.Duration("ttl", 8*time.Hour, "validity")
 	var roles multiFlag
 	fs.Var(&roles, "role", "kela_handler, social_worker, supervisor, auditor or operator (repeatable)")
@@ -108,6 +108,9 @@ func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	}
 	if *sub == "" {
 		*sub = "dev-" + *org + "-" + string(rs[0])
+	}
+	if *name == "" {
+		*name = "Dev " + *org + " " + string(rs[0])
 	}
 	key, err := api.ReadDevKey(*dataDir)
 	if err != nil {

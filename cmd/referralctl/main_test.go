@@ -43,11 +43,11 @@ func TestTokenPrintsOnlyAVerifiableToken(t *testing.T) {
 		actor domain.Actor
 	}{
 		{"default subject", []string{"--org", "kela", "--role", "kela_handler"},
-			domain.Actor{UserID: "dev-kela-kela_handler", Org: "kela", Roles: []domain.Role{domain.RoleKelaHandler}}},
+			domain.Actor{UserID: "dev-kela-kela_handler", Name: "Dev kela kela_handler", Org: "kela", Roles: []domain.Role{domain.RoleKelaHandler}}},
 		{"roles, subject and name", []string{"--org", "hva-90", "--role", "social_worker", "--role", "supervisor", "--sub", "u-42", "--name", "Liisa"},
 			domain.Actor{UserID: "u-42", Name: "Liisa", Org: "hva-90", Roles: []domain.Role{domain.RoleSocialWorker, domain.RoleSupervisor}}},
 		{"operator", []string{"--org", "kela", "--role", "operator", "--ttl", "10m"},
-			domain.Actor{UserID: "dev-kela-operator", Org: "kela", Roles: []domain.Role{domain.RoleOperator}}},
+			domain.Actor{UserID: "dev-kela-operator", Name: "Dev kela operator", Org: "kela", Roles: []domain.Role{domain.RoleOperator}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

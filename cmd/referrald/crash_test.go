@@ -138,7 +138,7 @@ func mintToken(t *testing.T, dir, org string, role domain.Role) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := api.MintToken(key, "u-"+org, domain.OrgID(org), []domain.Role{role}, "", time.Now(), time.Hour)
+	tok, err := api.MintToken(key, "u-"+org, domain.OrgID(org), []domain.Role{role}, "Test User", time.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

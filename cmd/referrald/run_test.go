@@ -94,7 +94,7 @@ func (s *service) token(org string, role domain.Role) string {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	tok, err := api.MintToken(key, "u-"+org, domain.OrgID(org), []domain.Role{role}, "", time.Now(), time.Hour)
+	tok, err := api.MintToken(key, "u-"+org, domain.OrgID(org), []domain.Role{role}, "Test User", time.Now(), time.Hour)
 	if err != nil {
 		s.t.Fatal(err)
 	}
