@@ -38,7 +38,7 @@ type claimsEdit func(c jwt.MapClaims)
 func signed(t *testing.T, kid string, key ed25519.PrivateKey, edits ...claimsEdit) string {
 	t.Helper()
 	now := time.Now()
-	c := jwt.MapClaims{"sub": "u1", "org": "kela", "roles": []string{"kela_handler"},
+	c := jwt.MapClaims{"sub": "u1", "name": "Kela Käsittelijä", "org": "kela", "roles": []string{"kela_handler"},
 		"iss": "https://idp.test", "aud": "referrals", "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix()}
 	for _, e := range edits {
 		e(c)
@@ -164,6 +164,7 @@ func TestEveryRejectionReason(t *testing.T) {
 		{"signed by another key", signed(t, "", mustKey()), "signature"},
 		{"HS256 with the public key as secret", hs256(), "invalid"},
 		{"no subject", signed(t, "", key, func(c jwt.MapClaims) { delete(c, "sub") }), "subject"},
+		{"no name", signed(t, "", key, func(c jwt.MapClaims) { delete(c, "name") }), "name"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
