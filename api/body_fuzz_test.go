@@ -239,8 +239,9 @@ func headerValue(s string) bool {
 }
 
 // FuzzMessage posts arbitrary bodies to POST /v1/referrals/{id}/messages as the sender or
-// the recipient of an open referral. A 201 must have stored the message as sent; anything
-// else must be a 4xx problem that changed nothing.
+// the recipient of an open referral. A 200 must have stored the message as sent and answer
+// with the updated referral, as GET shows it, under its ETag; anything else must be a 4xx
+// problem that changed nothing.
 func FuzzMessage(f *testing.F) {
 	s := newFuzzStack(f)
 	var id string
@@ -255,8 +256,8 @@ func FuzzMessage(f *testing.F) {
 		}
 		before, old := s.mark(t), s.referral(t, id)
 		r := s.send(t, "POST", "/v1/referrals/"+id+"/messages", a, body, body)
-		wantStatus(t, r, http.StatusCreated, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
-		if r.status != http.StatusCreated {
+		wantStatus(t, r, http.StatusOK, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
+		if r.status != http.StatusOK {
 			s.unchanged(t, before, r)
 			oldJS, _ := json.Marshal(old)
 			nowJS, _ := json.Marshal(s.referral(t, id))
@@ -270,26 +271,34 @@ func FuzzMessage(f *testing.F) {
 		if err := json.Unmarshal(body, &sent); err != nil {
 			t.Fatalf("the service accepted a body encoding/json refuses: %v", err)
 		}
-		var m domain.Message
-		if err := json.Unmarshal(r.body, &m); err != nil || m.Text != sent.Text || m.ReferralID != id || m.Org != a.org {
-			t.Fatalf("message %+v (%v) does not record text %q by %s", m, err, sent.Text, a.org)
+		var ref domain.Referral
+		if err := json.Unmarshal(r.body, &ref); err != nil || ref.ID != id {
+			t.Fatalf("200 without referral %s: %v: %s", id, err, r.body)
 		}
-		now := s.referral(t, id)
-		if now.Version != old.Version+1 || now.Messages != old.Messages+1 {
-			t.Fatalf("after a message: version %d → %d, message_count %d → %d", old.Version, now.Version, old.Messages, now.Messages)
+		if ref.Version != old.Version+1 || ref.Messages != old.Messages+1 {
+			t.Fatalf("after a message: version %d → %d, message_count %d → %d", old.Version, ref.Version, old.Messages, ref.Messages)
+		}
+		if etag := r.header.Get("ETag"); etag != `"v`+strconv.Itoa(ref.Version)+`"` {
+			t.Fatalf("ETag %q for version %d", etag, ref.Version)
 		}
 		ms, err := s.db.Messages(context.Background(), id)
-		if err != nil || len(ms) != now.Messages {
-			t.Fatalf("store holds %d messages (%v), want %d", len(ms), err, now.Messages)
+		if err != nil || len(ms) != ref.Messages {
+			t.Fatalf("store holds %d messages (%v), want %d", len(ms), err, ref.Messages)
 		}
-		last, _ := json.Marshal(ms[len(ms)-1])
-		sameJSON(t, "the message returned and the message stored", r.body, last)
+		if m := ms[len(ms)-1]; m.Text != sent.Text || m.ReferralID != id || m.Org != a.org {
+			t.Fatalf("message %+v does not record text %q by %s", m, sent.Text, a.org)
+		}
 		if ev := s.drain(t, body, id); len(ev) != 1 || ev[0].Type != domain.EventMessageAdded {
 			t.Fatalf("a message wrote events %+v, want one %s", ev, domain.EventMessageAdded)
 		}
 		if after := s.mark(t); after.audit != before.audit+1 {
 			t.Fatalf("a message wrote %d access-log entries, want 1", after.audit-before.audit)
 		}
+		g := s.send(t, "GET", "/v1/referrals/"+id, a, nil, body)
+		if g.status != http.StatusOK {
+			t.Fatalf("GET after the message: status %d: %s", g.status, g.body)
+		}
+		sameJSON(t, "the message's referral and GET", r.body, g.body)
 	})
 }
 

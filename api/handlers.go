@@ -241,10 +241,17 @@ func handleTransition(s *domain.Service, audit *slog.Logger, a domain.Action) ec
 		if err != nil {
 			return err
 		}
-		auditAccess(audit, c, string(a), r.ID)
-		c.Response().Header().Set("ETag", etag(r))
-		return c.JSON(http.StatusOK, r)
+		return answerChanged(c, audit, string(a), r)
 	}
+}
+
+// answerChanged answers a change of a referral (a transition or a message) with the updated
+// referral: 200, its ETag, and the access echoed to the operational log as action. The
+// change's durable access-log entry was written by the domain with the change itself.
+func answerChanged(c echo.Context, audit *slog.Logger, action string, r *domain.Referral) error {
+	auditAccess(audit, c, action, r.ID)
+	c.Response().Header().Set("ETag", etag(r))
+	return c.JSON(http.StatusOK, r)
 }
 
 type messageBody struct {
@@ -266,13 +273,13 @@ func handleAddMessage(s *domain.Service, audit *slog.Logger) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		m, r, err := s.AddMessage(c.Request().Context(), actorOf(c), c.Param("id"), b.Text, version)
+		// Like a transition, a message answers with the updated referral (DOMAIN §9): the
+		// sender's answer to an info request moves it back and restarts respond_by.
+		_, r, err := s.AddMessage(c.Request().Context(), actorOf(c), c.Param("id"), b.Text, version)
 		if err != nil {
 			return err
 		}
-		auditAccess(audit, c, "message", r.ID)
-		c.Response().Header().Set("ETag", etag(r))
-		return c.JSON(http.StatusCreated, m)
+		return answerChanged(c, audit, "message", r)
 	}
 }
 

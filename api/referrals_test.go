@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -110,32 +111,78 @@ func TestSocialWorkNeedLifecycleThroughHTTP(t *testing.T) {
 	}
 }
 
+// TestInfoRequestIsAnsweredByTheSendersMessage: the sender's message answers an information
+// request, and POST …/messages answers, as a transition does (DOMAIN §9), with the updated
+// referral: 200, the status it was asked in, the restarted respond_by, and an ETag of its
+// version, so the caller needs no second GET.
 func TestInfoRequestIsAnsweredByTheSendersMessage(t *testing.T) {
-	h := newHarness(t, "")
-	kela, hki := kelaHandler(h), hkiWorker(h)
-	id := h.create(kela, needBody(pidMatti, "091"))
-	h.act(hki, id, "receive", nil)
-	h.clock.Advance(24 * 3600e9) // to Tue 24 Nov
-	asked := h.act(hki, id, "request-info", map[string]any{"question": "Onko asiakkaalla osoitetta?"})
-	if asked["status"] != "info_requested" {
-		t.Fatalf("status = %v", asked["status"])
-	}
-	// Kela's answer returns it to received and restarts respond_by from the answer.
-	h.clock.Advance(24 * 3600e9) // to Wed 25 Nov
-	r := h.do("POST", "/v1/referrals/"+id+"/messages", kela, map[string]any{"text": "Ei ole."})
-	if r.status != http.StatusCreated || r.json(t)["type"] != "answer" {
-		t.Fatalf("answer: %d %s", r.status, r.body)
-	}
-	got := h.do("GET", "/v1/referrals/"+id, hki, nil).json(t)
-	if got["status"] != "received" {
-		t.Errorf("status after answer = %v, want received", got["status"])
-	}
-	if rb := got["deadlines"].(map[string]any)["respond_by"]; rb != "2026-12-04T21:59:59Z" {
-		t.Errorf("respond_by after answer on Wed 25 Nov = %v, want 2026-12-04T21:59:59Z", rb)
-	}
-	msgs := h.do("GET", "/v1/referrals/"+id+"/messages", hki, nil).json(t)["items"].([]any)
-	if len(msgs) != 2 || msgs[0].(map[string]any)["type"] != "question" || msgs[1].(map[string]any)["type"] != "answer" {
-		t.Errorf("thread = %v", msgs)
+	for _, tc := range []struct {
+		name  string
+		steps []string // the recipient's transitions before the request
+	}{
+		{"asked when received", []string{"receive"}},
+		{"asked when in progress", []string{"receive", "start"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "")
+			kela, hki := kelaHandler(h), hkiWorker(h)
+			id := h.create(kela, needBody(pidMatti, "091")) // Mon 23 Nov: respond_by Wed 2 Dec
+			var before map[string]any
+			for _, step := range tc.steps {
+				before = h.act(hki, id, step, nil)
+			}
+			h.clock.Advance(24 * 3600e9) // to Tue 24 Nov
+			asked := h.act(hki, id, "request-info", map[string]any{"question": "Onko asiakkaalla osoitetta?"})
+			if asked["status"] != "info_requested" {
+				t.Fatalf("status = %v", asked["status"])
+			}
+
+			// Kela's answer returns it to where it was and restarts respond_by from the answer.
+			h.clock.Advance(24 * 3600e9) // to Wed 25 Nov
+			r := h.do("POST", "/v1/referrals/"+id+"/messages", kela, map[string]any{"text": "Ei ole."})
+			if r.status != http.StatusOK {
+				t.Fatalf("answer: %d %s, want 200 with the referral", r.status, r.body)
+			}
+			got := r.json(t)
+			if got["id"] != id || got["status"] != before["status"] {
+				t.Errorf("answer returned id %v status %v, want %s %v", got["id"], got["status"], id, before["status"])
+			}
+			if rb := got["deadlines"].(map[string]any)["respond_by"]; rb != "2026-12-04T21:59:59Z" {
+				t.Errorf("respond_by after answer on Wed 25 Nov = %v, want 2026-12-04T21:59:59Z", rb)
+			}
+			version := asked["version"].(float64) + 1
+			if got["version"] != version || got["message_count"] != float64(2) {
+				t.Errorf("version %v message_count %v, want %v and 2", got["version"], got["message_count"], version)
+			}
+			if etag := r.header.Get("ETag"); etag != fmt.Sprintf(`"v%v"`, got["version"]) {
+				t.Errorf("ETag = %q, returned version %v", etag, got["version"])
+			}
+			g := h.do("GET", "/v1/referrals/"+id, kela, nil)
+			sameJSON(t, "the answer's referral and GET", r.body, g.body)
+			if g.header.Get("ETag") != r.header.Get("ETag") {
+				t.Errorf("GET ETag %q, answer's %q", g.header.Get("ETag"), r.header.Get("ETag"))
+			}
+
+			// Any message answers with the referral; its ETag works as the next If-Match.
+			m := h.do("POST", "/v1/referrals/"+id+"/messages", hki, map[string]any{"text": "Kiitos."}, "If-Match", r.header.Get("ETag"))
+			if m.status != http.StatusOK {
+				t.Fatalf("message with the answer's ETag: %d %s", m.status, m.body)
+			}
+			if mr := m.json(t); mr["status"] != before["status"] || mr["version"] != version+1 || mr["message_count"] != float64(3) ||
+				m.header.Get("ETag") != fmt.Sprintf(`"v%v"`, mr["version"]) {
+				t.Errorf("after the recipient's message: status %v version %v message_count %v ETag %q",
+					mr["status"], mr["version"], mr["message_count"], m.header.Get("ETag"))
+			}
+			if stale := h.do("POST", "/v1/referrals/"+id+"/messages", hki, map[string]any{"text": "Vielä."}, "If-Match", r.header.Get("ETag")); stale.status != http.StatusPreconditionFailed {
+				t.Errorf("message with a stale If-Match: %d, want 412", stale.status)
+			}
+
+			msgs := h.do("GET", "/v1/referrals/"+id+"/messages", hki, nil).json(t)["items"].([]any)
+			if len(msgs) != 3 || msgs[0].(map[string]any)["type"] != "question" || msgs[1].(map[string]any)["type"] != "answer" ||
+				msgs[2].(map[string]any)["type"] != "message" {
+				t.Errorf("thread = %v", msgs)
+			}
+		})
 	}
 }
 

@@ -174,6 +174,32 @@ func TestOperations(t *testing.T) {
 	}
 }
 
+// TestChangesAnswerWithTheUpdatedReferral checks DOMAIN §9's "each returns the updated
+// referral" in the spec: every POST on a referral (the seven transitions and a message)
+// succeeds only with 200 ReferralUpdated, the referral with its ETag.
+func TestChangesAnswerWithTheUpdatedReferral(t *testing.T) {
+	const updated = "#/components/responses/ReferralUpdated"
+	doc := validator(t).routes["GET /healthz"].Spec
+	var posts []string
+	for path, item := range doc.Paths.Map() {
+		if !strings.HasPrefix(path, "/v1/referrals/{id}/") || item.Post == nil {
+			continue
+		}
+		posts = append(posts, path)
+		if ok := item.Post.Responses.Value("200"); ok == nil || ok.Ref != updated {
+			t.Errorf("POST %s: 200 is not %s", path, updated)
+		}
+		for code := range item.Post.Responses.Map() {
+			if strings.HasPrefix(code, "2") && code != "200" {
+				t.Errorf("POST %s: success %s besides 200", path, code)
+			}
+		}
+	}
+	if len(posts) != 8 {
+		t.Errorf("%d POST operations on a referral, want 8 (seven transitions and messages): %v", len(posts), posts)
+	}
+}
+
 // TestSecurity checks that every /v1 operation needs bearerAuth and the four operational
 // endpoints need nothing, and that every /v1 operation has the error responses it needs.
 func TestSecurity(t *testing.T) {

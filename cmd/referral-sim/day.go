@@ -541,7 +541,10 @@ func (s *simulation) requestInfo(ctx context.Context, r *simRef) {
 		if !s.message(ctx, r, r.from, "Lisätiedot: asiakkaan tilanne on muuttunut, ks. liitteet.") {
 			return
 		}
-		r.Status = r.resume
+		if r.Status != r.resume {
+			s.fail(r, "answer", fmt.Errorf("the answer left the referral %s, want %s", r.Status, r.resume))
+			return
+		}
 		s.count("answers")
 		s.progress(r, "answered → "+string(r.Status))
 		if r.Status == domain.StatusInProgress {
@@ -640,14 +643,17 @@ func (s *simulation) actInto(ctx context.Context, r *simRef, u user, action stri
 	return true
 }
 
-// message adds a message to the referral's thread as u.
+// message adds a message to the referral's thread as u and records the state the service
+// answers with (an answer to an information request moves the referral back).
 func (s *simulation) message(ctx context.Context, r *simRef, u user, text string) bool {
-	err := s.api.do(ctx, u, "POST", "/v1/referrals/"+r.ID+"/messages", "POST /v1/referrals/{id}/messages", map[string]string{"text": text}, nil,
+	var a referralAnswer
+	err := s.api.do(ctx, u, "POST", "/v1/referrals/"+r.ID+"/messages", "POST /v1/referrals/{id}/messages", map[string]string{"text": text}, &a,
 		"X-Purpose", u.purposeFor(r.Kind))
 	if err != nil {
 		s.fail(r, "message", err)
 		return false
 	}
+	r.Status, r.Bounces = a.Status, a.Bounces
 	s.count("messages")
 	if !s.cfg.quiet {
 		s.progress(r, "message from "+string(u.Org))
