@@ -1,9 +1,17 @@
 package api_test
 
 import (
+	"context"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/kela-hva/referrals/openapi"
 )
 
 // response is what a test request got back.
@@ -50,5 +58,41 @@ func roundTrip(tb testing.TB, client *http.Client, method, url, token string, bo
 	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
 		tb.Errorf("%s %s: status %d with Content-Type %q, want application/problem+json", method, url, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	out := response{status: resp.StatusCode, header: resp.Header, body: b}
+	checkResponse(tb, req, out)
+	return out
+}
+
+// specRouter finds a request's operation in the served OpenAPI spec, by path alone.
+var specRouter = sync.OnceValues(func() (routers.Router, error) {
+	doc, err := openapi.Load()
+	if err != nil {
+		return nil, err
+	}
+	doc.Servers = nil // the test server's address is not among them
+	return legacy.NewRouter(doc)
+})
+
+// checkResponse fails the test if the answer to req is not one the spec documents for its
+// operation: its status, and its body against that status's schema. Requests outside the
+// spec's paths (unknown routes) are not checked.
+func checkResponse(tb testing.TB, req *http.Request, r response) {
+	tb.Helper()
+	router, err := specRouter()
+	if err != nil {
+		tb.Fatalf("load the spec: %v", err)
+	}
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		return
+	}
+	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts},
+		Status:                 r.status, Header: r.header, Options: opts,
+	}
+	in.SetBodyBytes(r.body)
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		tb.Errorf("%s %s: the answer (%d) is not what the spec documents: %v", req.Method, req.URL.Path, r.status, err)
+	}
 }
