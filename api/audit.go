@@ -65,18 +65,34 @@ type auditPageResponse struct {
 	NextCursor string              `json:"next_cursor,omitempty"`
 }
 
-func handleAudit(s *domain.Service) echo.HandlerFunc {
+func handleAudit(s *domain.Service, cursors cursorCodec) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		f, err := auditFilter(c)
 		if err != nil {
+			return err
+		}
+		org, query := actorOf(c).Org, auditQuery(f)
+		if f.After, err = cursors.decodeAudit(org, query, f.After); err != nil {
 			return err
 		}
 		page, err := s.AuditLog(c.Request().Context(), actorOf(c), f)
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, auditPageResponse{Items: auditView(page.Items), NextCursor: page.Next})
+		return c.JSON(http.StatusOK, auditPageResponse{Items: auditView(page.Items), NextCursor: cursors.encodeAudit(org, query, page.Next)})
 	}
+}
+
+// auditQuery names what an access-log query pages through, for its cursors: a referral's
+// entries, a user's, or the organisation's.
+func auditQuery(f domain.AuditFilter) string {
+	switch {
+	case f.ReferralID != "":
+		return "r\x00" + f.ReferralID
+	case f.UserID != "":
+		return "u\x00" + f.UserID
+	}
+	return "o"
 }
 
 // auditFilter reads GET /v1/audit's query: referral or user (not both), from, to, cursor,

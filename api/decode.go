@@ -127,13 +127,15 @@ func newCursorCodec(key []byte) cursorCodec {
 	return cursorCodec{key: key}
 }
 
-func (cc cursorCodec) mac(org domain.OrgID, dir string, id []byte) []byte {
+// mac is the HMAC of parts joined by 0x00, cut to 16 bytes.
+func (cc cursorCodec) mac(parts ...[]byte) []byte {
 	m := hmac.New(sha256.New, cc.key)
-	m.Write([]byte(org))
-	m.Write([]byte{0})
-	m.Write([]byte(dir))
-	m.Write([]byte{0})
-	m.Write(id)
+	for i, p := range parts {
+		if i > 0 {
+			m.Write([]byte{0})
+		}
+		m.Write(p)
+	}
 	return m.Sum(nil)[:16]
 }
 
@@ -145,7 +147,7 @@ func (cc cursorCodec) encode(org domain.OrgID, dir, id string) string {
 	if err != nil {
 		return ""
 	}
-	return cursorPrefix + base64.RawURLEncoding.EncodeToString(append(u[:], cc.mac(org, dir, u[:])...))
+	return cursorPrefix + base64.RawURLEncoding.EncodeToString(append(u[:], cc.mac([]byte(org), []byte(dir), u[:])...))
 }
 
 func (cc cursorCodec) decode(org domain.OrgID, dir, s string) (string, error) {
@@ -159,7 +161,7 @@ func (cc cursorCodec) decode(org domain.OrgID, dir, s string) (string, error) {
 		return "", bad
 	}
 	b, err := base64.RawURLEncoding.DecodeString(raw)
-	if err != nil || len(b) != 32 || !hmac.Equal(b[16:], cc.mac(org, dir, b[:16])) {
+	if err != nil || len(b) != 32 || !hmac.Equal(b[16:], cc.mac([]byte(org), []byte(dir), b[:16])) {
 		return "", bad
 	}
 	u, err := uuid.FromBytes(b[:16])
@@ -167,6 +169,48 @@ func (cc cursorCodec) decode(org domain.OrgID, dir, s string) (string, error) {
 		return "", bad
 	}
 	return u.String(), nil
+}
+
+// auditCursorPrefix versions the access log's cursor format.
+const auditCursorPrefix = "a1."
+
+// maxAuditPosition bounds the store's position in an access-log cursor (at most 16 bytes,
+// base64: 24 characters).
+const maxAuditPosition = 32
+
+// encodeAudit wraps the store's position after an access-log page (AuditPage.Next) in a
+// cursor bound, like a list's, to the organisation and the query it was issued for (the
+// referral, the user, or neither): an edited, forged or foreign one is refused, never read
+// as another position.
+func (cc cursorCodec) encodeAudit(org domain.OrgID, query, pos string) string {
+	if pos == "" || len(pos) > maxAuditPosition {
+		return ""
+	}
+	p := []byte(pos)
+	return auditCursorPrefix + base64.RawURLEncoding.EncodeToString(append(p, cc.mac([]byte("audit"), []byte(org), []byte(query), p)...))
+}
+
+// decodeAudit returns the store's position in an access-log cursor that encodeAudit issued
+// for org and query, or a 400 problem.
+func (cc cursorCodec) decodeAudit(org domain.OrgID, query, s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	bad := &domain.Error{Code: domain.EMalformed, Message: "the cursor is not valid",
+		Fields: []domain.FieldError{{Pointer: "", Detail: "query parameter cursor: not a cursor this service issued for this query"}}}
+	raw, ok := strings.CutPrefix(s, auditCursorPrefix)
+	if !ok || len(raw) > 2*(maxAuditPosition+16) {
+		return "", bad
+	}
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil || len(b) <= 16 || len(b) > maxAuditPosition+16 {
+		return "", bad
+	}
+	pos := b[:len(b)-16]
+	if !hmac.Equal(b[len(b)-16:], cc.mac([]byte("audit"), []byte(org), []byte(query), pos)) {
+		return "", bad
+	}
+	return string(pos), nil
 }
 
 // plainName reports whether a field name is 1–64 of [a-z_], like every name of the contract,

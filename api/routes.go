@@ -15,8 +15,9 @@ func addRoutes(e *echo.Echo, d Deps) {
 	v1 := e.Group("/v1", authenticate(d.Auth, d.RequireClientCert), rateLimit(d.RateLimit, nil), validate(d.Validator, d.BodyLimit))
 	// Every operation that returns client data requires X-Purpose (requirePurpose, audit.go).
 	purpose := requirePurpose
+	cursors := newCursorCodec(d.CursorKey) // lists' and the access log's page cursors
 	v1.POST("/referrals", handleCreate(d.Service, d.Audit), purpose)
-	v1.GET("/referrals", handleList(d.Service, d.Audit, newCursorCodec(d.CursorKey)), purpose)
+	v1.GET("/referrals", handleList(d.Service, d.Audit, cursors), purpose)
 	v1.GET("/referrals/:id", handleGet(d.Service, d.Audit), purpose)
 	v1.POST("/referrals/:id/receive", handleTransition(d.Service, d.Audit, domain.ActionReceive), purpose)
 	v1.POST("/referrals/:id/start", handleTransition(d.Service, d.Audit, domain.ActionStart), purpose)
@@ -29,7 +30,7 @@ func addRoutes(e *echo.Echo, d Deps) {
 	v1.GET("/referrals/:id/messages", handleMessages(d.Service, d.Audit), purpose)
 	v1.GET("/referrals/:id/timeline", handleTimeline(d.Service, d.Audit), purpose)
 	v1.POST("/clients/search", handleClientSearch(d.Service, d.Audit), purpose)
-	v1.GET("/audit", handleAudit(d.Service), purpose)
+	v1.GET("/audit", handleAudit(d.Service, cursors), purpose)
 	v1.POST("/audit/client-extract", handleClientExtract(d.Service), purpose)
 	v1.GET("/reports/response-times", handleReport(d.Reports))
 	v1.GET("/organisations", handleOrganisations(d.Registry))
