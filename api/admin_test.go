@@ -96,6 +96,9 @@ func (s *backupServer) get(path, token string) (*http.Response, []byte, error) {
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		checkResponse(s.t, req, response{status: resp.StatusCode, header: resp.Header, body: b})
+	}
 	return resp, b, err
 }
 

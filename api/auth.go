@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/kela-hva/referrals/domain"
@@ -30,8 +32,27 @@ type Claims struct {
 	Name  string   `json:"name,omitempty"`
 }
 
-// maxNameLen bounds the name claim, as the subject is bounded.
+// maxNameLen bounds the name claim in characters, as the subject is bounded.
 const maxNameLen = 200
+
+// readableName reports whether name can stand for its holder in the access log: valid UTF-8
+// of at most maxNameLen characters, with a letter or digit, and no control or invisible
+// formatting characters (NUL, zero-width spaces, byte-order marks).
+func readableName(name string) bool {
+	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameLen {
+		return false
+	}
+	seen := false
+	for _, r := range name {
+		switch {
+		case unicode.IsControl(r), unicode.Is(unicode.Cf, r):
+			return false
+		case unicode.IsLetter(r), unicode.IsDigit(r):
+			seen = true
+		}
+	}
+	return seen
+}
 
 // DevIssuer is the issuer of tokens minted with the dev key; Audience is the default audience.
 const (
@@ -159,7 +180,7 @@ func (a *Authenticator) Authenticate(header string) (domain.Actor, error) {
 		return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "the token has no valid subject")
 	}
 	// The access log names the user as well as their id (DOMAIN §5, Act 703/2023).
-	if strings.TrimSpace(actor.Name) == "" || len(actor.Name) > maxNameLen {
+	if !readableName(actor.Name) {
 		return domain.Actor{}, domain.Errorf(domain.EUnauthorized, "the token has no valid name: the access log records the user's name")
 	}
 	if _, ok := a.registry.Organisation(actor.Org); !ok {

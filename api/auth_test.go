@@ -144,14 +144,21 @@ func TestTokensThatMustBeRefused(t *testing.T) {
 		return tok
 	}
 	mint := func(org string, roles ...domain.Role) string { return mintNamed("Test User", org, roles...) }
-	if r := h.do("GET", "/v1/referrals", mint("kela", domain.RoleKelaHandler), nil); r.status != http.StatusOK {
-		t.Fatalf("a valid token: status %d, want 200", r.status)
+	for _, name := range []string{"Test User", "Åsa Öhman-Äijälä", strings.Repeat("ä", 200)} {
+		if r := h.do("GET", "/v1/referrals", mintNamed(name, "kela", domain.RoleKelaHandler), nil); r.status != http.StatusOK {
+			t.Fatalf("a valid token named %q: status %d, want 200", name, r.status)
+		}
 	}
 	cases := map[string]string{
 		// The access log must name the user (DOMAIN §5).
 		"no name":                    mintNamed("", "kela", domain.RoleKelaHandler),
 		"blank name":                 mintNamed("  ", "kela", domain.RoleKelaHandler),
-		"name too long":              mintNamed(strings.Repeat("n", 201), "kela", domain.RoleKelaHandler),
+		"name too long":              mintNamed(strings.Repeat("ä", 201), "kela", domain.RoleKelaHandler),
+		"name of control characters": mintNamed("\x01\x02\t\x7f", "kela", domain.RoleKelaHandler),
+		"name with a NUL":            mintNamed("Liisa\x00", "kela", domain.RoleKelaHandler),
+		"name of zero-width spaces":  mintNamed("\u200b\u200b", "kela", domain.RoleKelaHandler),
+		"name of a byte-order mark":  mintNamed("\ufeff", "kela", domain.RoleKelaHandler),
+		"name of punctuation only":   mintNamed("-.-", "kela", domain.RoleKelaHandler),
 		"unknown organisation":       mint("hva-99", domain.RoleSocialWorker),
 		"kela role at a county":      mint("hva-90", domain.RoleKelaHandler),
 		"social worker role at kela": mint("kela", domain.RoleSocialWorker),

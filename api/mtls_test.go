@@ -95,7 +95,12 @@ func TestMutualTLSOrganisationMustMatchTheToken(t *testing.T) {
 		if err != nil {
 			return 0, err
 		}
-		resp.Body.Close()
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return 0, err
+		}
+		checkResponse(t, req, response{status: resp.StatusCode, header: resp.Header, body: b})
 		return resp.StatusCode, nil
 	}
 	hkiCert := ca.issue(t, "client", "hva-90", false)

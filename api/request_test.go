@@ -25,8 +25,9 @@ type response struct {
 // roundTrip sends method url with the bearer token ("" for none) and body (nil for none,
 // else sent as application/json), X-Purpose benefit_processing (every client-data operation
 // needs one), then the header pairs, where an empty value removes the header; it reads the
-// whole answer. Any 4xx or 5xx must come as application/problem+json. Every API test sends
-// through it.
+// whole answer, which must be one the spec documents (checkResponse). Any 4xx or 5xx must
+// come as application/problem+json. API tests send through it, or call checkResponse
+// themselves (backup, mTLS); only the problem tests that call handlers directly do not.
 func roundTrip(tb testing.TB, client *http.Client, method, url, token string, body io.Reader, headers ...string) response {
 	tb.Helper()
 	req, err := http.NewRequest(method, url, body)
