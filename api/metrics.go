@@ -19,6 +19,7 @@ const (
 	MetricTimeToAcknowledge = "referrals_time_to_acknowledge_business_seconds"
 	MetricTimeToRespond     = "referrals_time_to_first_response_business_seconds"
 	MetricDeadlineEvents    = "referrals_deadline_events_published_total"
+	MetricDeadlineAlerts    = "referrals_deadline_alerts_total"
 	MetricOutboxBacklog     = "referrals_outbox_backlog_events"
 	MetricOutboxKept        = "referrals_outbox_kept_events"
 	MetricRelayLag          = "referrals_relay_lag_seconds"
@@ -45,13 +46,15 @@ var businessBuckets = []float64{
 
 // Metrics is the service's Prometheus registry, its own (the global default registry is never
 // touched, so tests can make as many as they like). It observes response times when
-// milestones commit (store.StatsObserver), counts deadline events as the relay publishes them
+// milestones commit (store.StatsObserver), counts deadline alerts as they commit
+// (store.AlertObserver) and their events as the relay publishes them
 // (broker.RelayOptions.OnPublished), reads the outbox and relay at scrape time, and measures
 // HTTP requests by route template. Safe for concurrent use.
 type Metrics struct {
 	reg            *prometheus.Registry
 	ack, respond   *prometheus.HistogramVec
 	deadlineEvents *prometheus.CounterVec
+	deadlineAlerts *prometheus.CounterVec
 	requests       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 }
@@ -75,6 +78,10 @@ func NewMetrics() *Metrics {
 		Name: MetricDeadlineEvents,
 		Help: "deadline_warning and overdue events acknowledged by JetStream (at least once: an event re-sent after a failed outbox delete counts again); organisation is the recipient.",
 	}, []string{"event", "deadline", "kind", "urgency", "organisation"})
+	m.deadlineAlerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricDeadlineAlerts,
+		Help: "deadline_warning and overdue alerts fired, each once, counted when the watcher commits them (NATS up or not); organisation is the recipient.",
+	}, []string{"event", "deadline", "kind", "urgency", "organisation"})
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricHTTPRequests,
 		Help: "HTTP requests by method, route template and status.",
@@ -84,7 +91,7 @@ func NewMetrics() *Metrics {
 		Help:    "HTTP request duration by method, route template and status.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"method", "route", "status"})
-	m.reg.MustRegister(m.ack, m.respond, m.deadlineEvents, m.requests, m.duration,
+	m.reg.MustRegister(m.ack, m.respond, m.deadlineEvents, m.deadlineAlerts, m.requests, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -114,7 +121,17 @@ func (m *Metrics) ObserveMilestones(deltas []domain.ReportDelta) {
 
 // EventPublished counts a deadline_warning or overdue event JetStream acknowledged; other
 // events are ignored. Meant for broker.RelayOptions.OnPublished.
-func (m *Metrics) EventPublished(e domain.Event) {
+func (m *Metrics) EventPublished(e domain.Event) { countDeadlineEvent(m.deadlineEvents, e) }
+
+// ObserveAlerts counts the alerts a commit fired. It implements store.AlertObserver.
+func (m *Metrics) ObserveAlerts(events []domain.Event) {
+	for _, e := range events {
+		countDeadlineEvent(m.deadlineAlerts, e)
+	}
+}
+
+// countDeadlineEvent adds e to c if it is a deadline_warning or overdue event.
+func countDeadlineEvent(c *prometheus.CounterVec, e domain.Event) {
 	if e.Type != domain.EventDeadlineWarning && e.Type != domain.EventOverdue {
 		return
 	}
@@ -123,7 +140,7 @@ func (m *Metrics) EventPublished(e domain.Event) {
 	case "acknowledge_by", "respond_by", "kela_handoff_by":
 		deadline = e.DeadlineName
 	}
-	m.deadlineEvents.WithLabelValues(string(e.Type), deadline, kindLabel(e.Kind), urgencyLabel(e.Urgency), orgLabel(e.Recipient)).Inc()
+	c.WithLabelValues(string(e.Type), deadline, kindLabel(e.Kind), urgencyLabel(e.Urgency), orgLabel(e.Recipient)).Inc()
 }
 
 // RelayHealth is what the metrics read of the outbox relay (broker.RelayStatus).

@@ -738,3 +738,52 @@ func TestWatcherStateMachine(t *testing.T) {
 		rt.Repeat(rapid.StateMachineActions(m))
 	})
 }
+
+// alertCounter is a store observer that counts the alerts each commit fired.
+type alertCounter struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (c *alertCounter) ObserveMilestones([]domain.ReportDelta) {}
+
+func (c *alertCounter) ObserveAlerts(events []domain.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range events {
+		c.events = append(c.events, string(e.Type)+" "+e.DeadlineName)
+	}
+}
+
+func (c *alertCounter) seen() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.events)
+}
+
+// TestStoreTellsItsObserverOfEachAlertOnce: the store tells an AlertObserver (the metrics) of
+// each alert when it commits, once, with no NATS anywhere: the count does not wait for the
+// relay and does not grow when a step finds nothing new.
+func TestStoreTellsItsObserverOfEachAlertOnce(t *testing.T) {
+	obs := &alertCounter{}
+	f, err := openFixture(filepath.Join(t.TempDir(), "r.db"), store.Options{Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.db.Close() })
+	mustCreate(t, f, kelaHandler, needRequest(clientA, "837"))
+	var want []string
+	for _, s := range []struct{ at, fires string }{
+		{"2026-11-24T09:59:59Z", "deadline_warning acknowledge_by"},
+		{"2026-11-24T22:00:00Z", "overdue acknowledge_by"},
+		{"2026-12-02T09:59:59Z", "deadline_warning respond_by"},
+		{"2026-12-02T22:00:00Z", "overdue respond_by"},
+	} {
+		fireAt(t, f, s.at)
+		fireAt(t, f, s.at) // nothing new
+		want = append(want, s.fires)
+		if got := obs.seen(); !slices.Equal(got, want) {
+			t.Fatalf("at %s the observer heard %v, want %v", s.at, got, want)
+		}
+	}
+}

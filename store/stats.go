@@ -62,6 +62,13 @@ type StatsObserver interface {
 	ObserveMilestones(deltas []domain.ReportDelta)
 }
 
+// AlertObserver is an Observer that also hears the deadline_warning and overdue events of
+// the alerts a commit fired (each alert fires once: a later step finds it recorded), after
+// the commit, whether or not they have reached NATS yet. Stale repairs have no event.
+type AlertObserver interface {
+	ObserveAlerts(events []domain.Event)
+}
+
 // statsState is the store's part of the aggregates.
 type statsState struct {
 	cal      domain.ReportCalendar

@@ -77,6 +77,24 @@ func setFill(tx *bolt.Tx) {
 	tx.Bucket(bucketAuditIndex).FillPercent = appendOnlyFill
 }
 
+// observeAlerts tells an AlertObserver, once tx commits, of the warning and overdue events
+// of the alerts ch fires.
+func (db *DB) observeAlerts(tx *bolt.Tx, ch *domain.Change) {
+	ao, ok := db.stats.observer.(AlertObserver)
+	if !ok || len(ch.Alerts) == 0 {
+		return
+	}
+	var fired []domain.Event
+	for _, e := range ch.Events {
+		if e.Type == domain.EventDeadlineWarning || e.Type == domain.EventOverdue {
+			fired = append(fired, e)
+		}
+	}
+	if len(fired) > 0 {
+		tx.OnCommit(func() { ao.ObserveAlerts(fired) })
+	}
+}
+
 // writeError carries a write error, already wrapped with its operation, through the batch.
 type writeError struct{ err error }
 
@@ -125,6 +143,7 @@ func (db *DB) write(tx *bolt.Tx, ch *domain.Change) error {
 	if err := settleAlerts(tx, ch.Alerts); err != nil {
 		return err
 	}
+	db.observeAlerts(tx, ch)
 	for i := range ch.Timeline {
 		if err := putTimeline(tx, &ch.Timeline[i]); err != nil {
 			return err

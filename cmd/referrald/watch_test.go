@@ -141,6 +141,22 @@ func TestFastDevClockFiresDeadlineAlertsEndToEnd(t *testing.T) {
 	if len(after) != len(want) {
 		t.Errorf("after stopping, the stream holds alerts %v, want %v", after, want)
 	}
+
+	// /metrics counts each alert once, as it fired.
+	resp, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, _ := io.ReadAll(resp.Body)
+	for _, w := range want {
+		event, deadline, _ := strings.Cut(w, " ")
+		series := `referrals_deadline_alerts_total{deadline="` + deadline + `",event="` + event +
+			`",kind="social_work_need",organisation="hva-90",urgency="normal"} 1`
+		if !strings.Contains(string(text), series+"\n") {
+			t.Errorf("/metrics lacks %s", series)
+		}
+	}
 }
 
 func TestDeadlinesConfigIsLoadedOrRefused(t *testing.T) {
