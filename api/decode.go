@@ -139,36 +139,49 @@ func (cc cursorCodec) mac(parts ...[]byte) []byte {
 	return m.Sum(nil)[:16]
 }
 
+// seal returns prefix and the base64 of payload followed by its MAC over scope and payload.
+func (cc cursorCodec) seal(prefix string, payload []byte, scope ...[]byte) string {
+	return prefix + base64.RawURLEncoding.EncodeToString(append(payload, cc.mac(append(scope, payload)...)...))
+}
+
+// open returns the payload of a cursor seal made with prefix and scope, if its payload is at
+// most maxPayload bytes and its MAC matches; ok is false for anything else.
+func (cc cursorCodec) open(prefix string, maxPayload int, s string, scope ...[]byte) (payload []byte, ok bool) {
+	raw, ok := strings.CutPrefix(s, prefix)
+	if !ok || len(raw) > base64.RawURLEncoding.EncodedLen(maxPayload+16) {
+		return nil, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil || len(b) <= 16 {
+		return nil, false
+	}
+	payload = b[:len(b)-16]
+	return payload, hmac.Equal(b[len(b)-16:], cc.mac(append(scope, payload)...))
+}
+
+// badCursor is the problem for a cursor this service did not issue for what it is used with.
+func badCursor(what string) error {
+	return &domain.Error{Code: domain.EMalformed, Message: "the cursor is not valid",
+		Fields: []domain.FieldError{{Pointer: "", Detail: "query parameter cursor: not a cursor this service issued for this " + what}}}
+}
+
 func (cc cursorCodec) encode(org domain.OrgID, dir, id string) string {
-	if id == "" {
-		return ""
-	}
 	u, err := uuid.Parse(id)
-	if err != nil {
+	if id == "" || err != nil {
 		return ""
 	}
-	return cursorPrefix + base64.RawURLEncoding.EncodeToString(append(u[:], cc.mac([]byte(org), []byte(dir), u[:])...))
+	return cc.seal(cursorPrefix, u[:], []byte(org), []byte(dir))
 }
 
 func (cc cursorCodec) decode(org domain.OrgID, dir, s string) (string, error) {
 	if s == "" {
 		return "", nil
 	}
-	bad := &domain.Error{Code: domain.EMalformed, Message: "the cursor is not valid",
-		Fields: []domain.FieldError{{Pointer: "", Detail: "query parameter cursor: not a cursor this service issued for this list"}}}
-	raw, ok := strings.CutPrefix(s, cursorPrefix)
-	if !ok || len(raw) > 64 {
-		return "", bad
+	b, ok := cc.open(cursorPrefix, 16, s, []byte(org), []byte(dir))
+	if !ok || len(b) != 16 {
+		return "", badCursor("list")
 	}
-	b, err := base64.RawURLEncoding.DecodeString(raw)
-	if err != nil || len(b) != 32 || !hmac.Equal(b[16:], cc.mac([]byte(org), []byte(dir), b[:16])) {
-		return "", bad
-	}
-	u, err := uuid.FromBytes(b[:16])
-	if err != nil {
-		return "", bad
-	}
-	return u.String(), nil
+	return uuid.UUID(b).String(), nil
 }
 
 // auditCursorPrefix versions the access log's cursor format.
@@ -186,8 +199,7 @@ func (cc cursorCodec) encodeAudit(org domain.OrgID, query, pos string) string {
 	if pos == "" || len(pos) > maxAuditPosition {
 		return ""
 	}
-	p := []byte(pos)
-	return auditCursorPrefix + base64.RawURLEncoding.EncodeToString(append(p, cc.mac([]byte("audit"), []byte(org), []byte(query), p)...))
+	return cc.seal(auditCursorPrefix, []byte(pos), []byte("audit"), []byte(org), []byte(query))
 }
 
 // decodeAudit returns the store's position in an access-log cursor that encodeAudit issued
@@ -196,19 +208,9 @@ func (cc cursorCodec) decodeAudit(org domain.OrgID, query, s string) (string, er
 	if s == "" {
 		return "", nil
 	}
-	bad := &domain.Error{Code: domain.EMalformed, Message: "the cursor is not valid",
-		Fields: []domain.FieldError{{Pointer: "", Detail: "query parameter cursor: not a cursor this service issued for this query"}}}
-	raw, ok := strings.CutPrefix(s, auditCursorPrefix)
-	if !ok || len(raw) > 2*(maxAuditPosition+16) {
-		return "", bad
-	}
-	b, err := base64.RawURLEncoding.DecodeString(raw)
-	if err != nil || len(b) <= 16 || len(b) > maxAuditPosition+16 {
-		return "", bad
-	}
-	pos := b[:len(b)-16]
-	if !hmac.Equal(b[len(b)-16:], cc.mac([]byte("audit"), []byte(org), []byte(query), pos)) {
-		return "", bad
+	pos, ok := cc.open(auditCursorPrefix, maxAuditPosition, s, []byte("audit"), []byte(org), []byte(query))
+	if !ok {
+		return "", badCursor("query")
 	}
 	return string(pos), nil
 }
