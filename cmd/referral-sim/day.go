@@ -943,6 +943,7 @@ func (s *simulation) printReport(ctx context.Context) {
 		return
 	case err != nil:
 		fmt.Fprintf(w, "\nResponse-time report: %v\n", err)
+		s.counts["failed steps"]++ // the report is part of the day's result
 		return
 	}
 	var rep reportAnswer
@@ -950,7 +951,8 @@ func (s *simulation) printReport(ctx context.Context) {
 		var v any
 		_ = json.Unmarshal(raw, &v)
 		b, _ := json.MarshalIndent(v, "  ", "  ")
-		fmt.Fprintf(w, "\nResponse-time report (GET /v1/reports/response-times?%s):\n  %s\n", q.Encode(), b)
+		fmt.Fprintf(w, "\nResponse-time report (GET /v1/reports/response-times?%s), not as expected:\n  %s\n", q.Encode(), b)
+		s.counts["failed steps"]++
 		return
 	}
 	fmt.Fprintf(w, "\nResponse-time report, %s … %s, as a Kela supervisor sees it (every referral created in those months,\n"+

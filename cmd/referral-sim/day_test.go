@@ -24,7 +24,7 @@ func TestDayInTheLifeMovesReferralsThroughTheirLifecycle(t *testing.T) {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	args := []string{"--url", s.url, "--data-dir", s.dataDir, "--days", "2", "--speed", "40000", "--seed", "7",
+	args := []string{"--url", s.url, "--data-dir", s.dataDir, "--days", "2", "--speed", "40000", "--seed", "1",
 		"--per-day", "30", "--county-per-day", "8", "--nats-url", s.natsURL}
 	if err := run(ctx, args, noEnv, &out, io.Discard); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
@@ -68,11 +68,38 @@ func TestDayInTheLifeMovesReferralsThroughTheirLifecycle(t *testing.T) {
 	if len(recipients) < 6 {
 		t.Errorf("referrals went to only %d organisations", len(recipients))
 	}
-	for _, want := range []string{"What happened", "social_work_need", "Bounces:", "Requests by endpoint and status (0 not 2xx)", "Response-time report",
+	for _, want := range []string{"What happened", "social_work_need", "Bounces:", "Requests by endpoint and status (0 not 2xx)",
 		fmt.Sprintf("Events on NATS about these referrals: created %d,", len(refs))} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
 		}
+	}
+	// The counties bounced some (returned or forwarded) and asked for information, and the
+	// senders answered.
+	var returned, forwarded, asked, answered int
+	for _, line := range strings.Split(out.String(), "\n") {
+		fmt.Sscanf(line, "Bounces: %d (returned %d, forwarded %d)", new(int), &returned, &forwarded)
+		fmt.Sscanf(line, "Information requests: %d asked, %d answered", &asked, &answered)
+	}
+	if returned == 0 || forwarded == 0 || asked == 0 || answered == 0 {
+		t.Errorf("returned %d, forwarded %d, information requests %d asked, %d answered: want some of each", returned, forwarded, asked, answered)
+	}
+	if states[domain.StatusReturned] != returned || states[domain.StatusForwarded] != forwarded {
+		t.Errorf("the summary says returned %d, forwarded %d; the store holds %d and %d", returned, forwarded,
+			states[domain.StatusReturned], states[domain.StatusForwarded])
+	}
+	// The response-time report at the end, as Kela's supervisor sees it, counts every referral.
+	if !strings.Contains(out.String(), "as a Kela supervisor sees it") {
+		t.Fatalf("no response-time report:\n%s", out.String())
+	}
+	created := -1
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[0] == "total" {
+			fmt.Sscan(f[1], &created)
+		}
+	}
+	if created != len(refs) {
+		t.Errorf("the report's total counts %d created, want %d", created, len(refs))
 	}
 }
 
