@@ -137,6 +137,43 @@ func (f *fixture) checkRestored(t *testing.T, dir string) {
 			}
 		}
 	}
+	// The sender's side of the index: Kela's outgoing list, every status, names each of them
+	// (callers may have added others).
+	outgoing := map[string]bool{}
+	for lf := (domain.ListFilter{Org: "kela", Direction: domain.Outgoing, Limit: 200}); ; {
+		page, err := svc.List(ctx, kelaHandler, lf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Items {
+			outgoing[r.ID] = true
+		}
+		if lf.After = page.Next; lf.After == "" {
+			break
+		}
+	}
+	for _, id := range f.ids {
+		if !outgoing[id] {
+			t.Errorf("Kela's outgoing list lacks %s", id)
+		}
+	}
+	// The deadline index: a month later every referral with a deadline still open is overdue
+	// (all but the one in progress: a social-work need meets respond_by when it starts).
+	fired, err := svc.FireDue(ctx, time.Date(2026, 12, 23, 9, 0, 0, 0, time.UTC), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	overdue := map[string]bool{}
+	for _, a := range fired {
+		if a.Type == domain.EventOverdue && !a.Stale {
+			overdue[a.ReferralID] = true
+		}
+	}
+	for i, id := range f.ids {
+		if overdue[id] != (i > 0) {
+			t.Errorf("after a month referral %d (%s) overdue: %v, want %v: the due index was not restored as it was", i, want[id], overdue[id], i > 0)
+		}
+	}
 	if refs, err := svc.SearchClient(ctx, kelaHandler, "131052-308T"); err != nil || len(refs) != 5 {
 		t.Errorf("client search: %d referrals, err %v; want 5", len(refs), err)
 	}
