@@ -196,3 +196,32 @@ func TestLoadFlags(t *testing.T) {
 		t.Errorf("--only get: mix %v", cfg.mix)
 	}
 }
+
+// TestLoadCountsErrorsByStatus: refused requests are counted by status, not as answers and
+// not as latencies, and the table shows them.
+func TestLoadCountsErrorsByStatus(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	cfg := mustLoadConfig(t, "--url", s.url, "--data-dir", s.dataDir, "--only", "create",
+		"--token", "kela=not-a-token", "--duration", "300ms", "--concurrency", "2")
+	var out bytes.Buffer
+	res, err := load(context.Background(), cfg, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	e := res[0].ops[opCreate]
+	if e == nil || e.ok != 0 || e.errors[401] == 0 || len(e.errors) != 1 || e.hist.Count() != 0 {
+		t.Fatalf("creates with a bad token: %+v, want only 401s counted as errors", e)
+	}
+	var line string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, "create ") {
+			line = l
+		}
+	}
+	if f := strings.Fields(line); len(f) == 0 || f[len(f)-1] != strconv.Itoa(int(e.errors[401])) {
+		t.Errorf("the create line %q does not end with the %d errors", line, e.errors[401])
+	}
+	if len(s.referrals(t)) != 0 {
+		t.Error("refused creates stored referrals")
+	}
+}
