@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -223,5 +224,22 @@ func TestLoadCountsErrorsByStatus(t *testing.T) {
 	}
 	if len(s.referrals(t)) != 0 {
 		t.Error("refused creates stored referrals")
+	}
+}
+
+// TestLoadBodiesAreDrawnFromTheSeed: the same seed draws the same create bodies (on the same
+// day: their dates follow today's), another seed others.
+func TestLoadBodiesAreDrawnFromTheSeed(t *testing.T) {
+	draw := func(seed uint64) [][]byte {
+		l := &loader{cfg: loadConfig{seed: seed}}
+		l.drawBodies()
+		return l.bodies
+	}
+	a, b, c := draw(5), draw(5), draw(6)
+	if len(a) != 1024 || !slices.EqualFunc(a, b, bytes.Equal) {
+		t.Fatalf("seed 5 drew %d bodies, differently the second time", len(a))
+	}
+	if slices.EqualFunc(a, c, bytes.Equal) {
+		t.Error("seeds 5 and 6 drew the same bodies")
 	}
 }
