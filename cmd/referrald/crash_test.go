@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -43,7 +42,8 @@ const childArgsEnv = "REFERRALD_TEST_CHILD_ARGS"
 const devMonday = "2026-11-23T08:00:00+02:00"
 
 // TestHelperReferraldProcess is not a test: it is referrald's main for the crash test's child
-// processes, and is skipped when run as a test.
+// processes — the command itself (referrald: GC and GOMAXPROCS tuning, the process's
+// environment, run) in this test binary — and is skipped when run as a test.
 func TestHelperReferraldProcess(t *testing.T) {
 	raw := os.Getenv(childArgsEnv)
 	if raw == "" {
@@ -54,13 +54,7 @@ func TestHelperReferraldProcess(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "child args:", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, args, func(string) string { return "" }, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "referrald:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	os.Exit(referrald(args, os.Getenv))
 }
 
 // process is referrald running in a child process.
@@ -80,7 +74,12 @@ func startProcess(t *testing.T, dir string) *process {
 		"--nats-listen", "127.0.0.1:0", "--dev-clock-start", devMonday, "--shutdown-grace", "20s"})
 	p := &process{t: t, logs: &syncBuffer{}, exited: make(chan error, 1)}
 	p.cmd = exec.Command(os.Args[0], "-test.run=^TestHelperReferraldProcess$", "-test.timeout=5m")
-	p.cmd.Env = append(os.Environ(), childArgsEnv+"="+string(args))
+	// The service's own settings come from the flags alone: a NATS_URL or REFERRAL_* of the
+	// developer's shell would point the child elsewhere.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "NATS_URL=") || strings.HasPrefix(kv, "REFERRAL_")
+	})
+	p.cmd.Env = append(env, childArgsEnv+"="+string(args))
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

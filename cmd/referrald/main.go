@@ -10,13 +10,18 @@ import (
 	"syscall"
 )
 
-func main() {
+func main() { os.Exit(referrald(os.Args[1:], os.Getenv)) }
+
+// referrald is the whole command with its arguments and environment, returning the exit
+// status: the crash test's child processes run exactly this.
+func referrald(args []string, getenv func(string) string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	tuneGC(os.Getenv)    // gc.go
-	tuneProcs(os.Getenv) // gc.go
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	tuneGC(getenv)    // gc.go
+	tuneProcs(getenv) // gc.go
+	if err := run(ctx, args, getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "referrald:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
