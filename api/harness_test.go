@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -111,12 +112,26 @@ func newHarness(t *testing.T, dir string) *harness {
 	return h
 }
 
+// identityCodeShape matches anything shaped like a Finnish identity code, valid or not.
+var identityCodeShape = regexp.MustCompile(`[0-9]{6}[-+ABCDEFYXWVU][0-9]{3}[0-9A-Y]`)
+
 func (h *harness) close() {
 	if h.srv == nil {
 		return
 	}
 	h.srv.Close()
 	h.srv = nil
+	// Whatever a test sent — valid or broken bodies, searches, extracts — the service's logs
+	// name no client: no identity code (or anything shaped like one), name or phone number.
+	logs := h.logs.String()
+	if m := identityCodeShape.FindString(logs); m != "" {
+		h.t.Errorf("the logs carry an identity code: %q", m)
+	}
+	for _, secret := range []string{"Meikäläinen", "Matti", "+35840"} {
+		if strings.Contains(logs, secret) {
+			h.t.Errorf("the logs carry %q", secret)
+		}
+	}
 	if err := h.db.Check(); err != nil {
 		h.t.Errorf("bbolt check: %v", err)
 	}
