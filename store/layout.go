@@ -2,7 +2,9 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -82,4 +84,58 @@ func markLayout(tx *bolt.Tx) error {
 		return err
 	}
 	return b.Put(layoutKey, binary.BigEndian.AppendUint64(nil, layoutVersion))
+}
+
+// FileFacts is what DescribeFile tells of a data file, for an operator choosing a binary or
+// checking a data dir.
+type FileFacts struct {
+	Layout      uint64 // the file's layout; 0 before the marker (layout 1, or a file Open never marked)
+	KnownLayout uint64 // the newest layout this binary reads
+	Bytes       int64  // the size of the pages in use
+	PageSize    int
+	FreePages   int    // free pages bbolt lists (compact when they are many)
+	Referrals   int    // referral records
+	Outbox      int    // events in the outbox: not yet delivered, or kept until NATS synced them
+	AuditHead   uint64 // entries in the access log (the head's sequence number)
+	AuditHash   string // hex SHA-256 of the head entry
+}
+
+// DescribeFile opens the data file at path read-only (waiting up to timeout for a running
+// service's lock, which it then does not get: stop the service) and describes it. It writes
+// nothing, and describes a file of a newer layout too (only its layout is then certain).
+func DescribeFile(path string, timeout time.Duration) (FileFacts, error) {
+	f := FileFacts{KnownLayout: layoutVersion}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	// PreLoadFreelist: a read-only open does not read the free list otherwise.
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: timeout, PreLoadFreelist: true})
+	if err != nil {
+		return f, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	defer bdb.Close()
+	f.PageSize, f.FreePages = bdb.Info().PageSize, bdb.Stats().FreePageN
+	err = bdb.View(func(tx *bolt.Tx) error {
+		var err error
+		if f.Layout, err = fileLayout(tx); err != nil {
+			return err
+		}
+		f.Bytes = tx.Size()
+		count := func(name []byte) int {
+			if b := tx.Bucket(name); b != nil {
+				return b.Stats().KeyN
+			}
+			return 0
+		}
+		f.Referrals, f.Outbox = count(bucketReferrals), count(bucketOutbox)
+		if meta := tx.Bucket(bucketPrivacyMeta); meta != nil {
+			seq, hash := readHead(meta)
+			f.AuditHead, f.AuditHash = seq, hex.EncodeToString(hash)
+		}
+		return nil
+	})
+	if err != nil {
+		return f, fmt.Errorf("store: describe %s: %w", path, err)
+	}
+	return f, nil
 }

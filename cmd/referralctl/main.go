@@ -39,6 +39,8 @@ commands:
           retention --data-dir DIR [--retention 730d] [--dry-run] [--encryption-keys FILE]
   compact  rewrite the database without its free pages, service stopped (needs disk for a copy):
           compact --data-dir DIR
+  info    describe a data dir without changing it (layout, size, free pages, referrals, outbox,
+          access log), service stopped: info --data-dir DIR
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdRetention(ctx, args[1:], getenv, stdout, stderr)
 	case "compact": // compact.go
 		return cmdCompact(ctx, args[1:], stdout, stderr)
+	case "info": // info.go
+		return cmdInfo(args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
