@@ -36,8 +36,10 @@ type Claims struct {
 const maxNameLen = 200
 
 // readableName reports whether name can stand for its holder in the access log: valid UTF-8
-// of at most maxNameLen characters, with a letter or digit, and no control or invisible
-// formatting characters (NUL, zero-width spaces, byte-order marks).
+// of at most maxNameLen characters, with a visible letter or digit, and nothing invisible or
+// line-breaking: no control or formatting characters (NUL, zero-width spaces, byte-order
+// marks), no characters that display as nothing (Hangul fillers), no line or paragraph
+// separators, no private-use characters.
 func readableName(name string) bool {
 	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxNameLen {
 		return false
@@ -45,7 +47,7 @@ func readableName(name string) bool {
 	seen := false
 	for _, r := range name {
 		switch {
-		case unicode.IsControl(r), unicode.Is(unicode.Cf, r):
+		case unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point):
 			return false
 		case unicode.IsLetter(r), unicode.IsDigit(r):
 			seen = true

@@ -151,7 +151,9 @@ func (cc cursorCodec) open(prefix string, maxPayload int, s string, scope ...[]b
 	if !ok || len(raw) > base64.RawURLEncoding.EncodedLen(maxPayload+16) {
 		return nil, false
 	}
-	b, err := base64.RawURLEncoding.DecodeString(raw)
+	// Strict: the unused bits of the last character must be zero, so no two texts decode
+	// to the same cursor and any edit is refused.
+	b, err := base64.RawURLEncoding.Strict().DecodeString(raw)
 	if err != nil || len(b) <= 16 {
 		return nil, false
 	}
