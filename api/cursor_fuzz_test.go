@@ -27,7 +27,8 @@ func issuedCursor(org domain.OrgID, dir, s string) (uuid.UUID, bool) {
 	if !ok || len(raw) > 64 {
 		return uuid.UUID{}, false
 	}
-	b, err := base64.RawURLEncoding.DecodeString(raw)
+	// Strict, as the service decodes: it issues only cursors whose unused bits are zero.
+	b, err := base64.RawURLEncoding.Strict().DecodeString(raw)
 	if err != nil || len(b) != 32 {
 		return uuid.UUID{}, false
 	}
