@@ -74,14 +74,15 @@ func NewMetrics() *Metrics {
 		Help:    "Business time from a referral's creation to the recipient's first response (anything but acknowledging), observed when it happens; organisation is the recipient.",
 		Buckets: businessBuckets,
 	}, labels)
+	deadlineLabels := []string{"event", "deadline", "kind", "urgency", "organisation"} // countDeadlineEvent
 	m.deadlineEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricDeadlineEvents,
 		Help: "deadline_warning and overdue events acknowledged by JetStream (at least once: an event re-sent after a failed outbox delete counts again); organisation is the recipient.",
-	}, []string{"event", "deadline", "kind", "urgency", "organisation"})
+	}, deadlineLabels)
 	m.deadlineAlerts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricDeadlineAlerts,
 		Help: "deadline_warning and overdue alerts fired, each once, counted when the watcher commits them (NATS up or not); organisation is the recipient.",
-	}, []string{"event", "deadline", "kind", "urgency", "organisation"})
+	}, deadlineLabels)
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: MetricHTTPRequests,
 		Help: "HTTP requests by method, route template and status.",

@@ -32,6 +32,9 @@ import (
 
 // run starts the service and blocks until ctx is cancelled, then shuts down gracefully: stop
 // accepting, finish requests, flush the outbox while NATS is up, close NATS and bbolt.
+// The metrics hear the store's commits: milestones and fired alerts (store.Options.Observer).
+var _ store.AlertObserver = (*api.Metrics)(nil)
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
@@ -50,7 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	metrics := api.NewMetrics() // metrics.go; the store tells it the milestones it commits
+	metrics := api.NewMetrics() // metrics.go; the store tells it the milestones and alerts it commits
 	db, err := store.Open(filepath.Join(cfg.dataDir, datadir.DBFile), store.Options{MaxBatchDelay: cfg.batchDelay, Keys: keyring,
 		Calendar: calendar.New(calendar.Options{CountEvesAsBusinessDays: deadlines.CountEvesAsBusinessDays}), Observer: metrics})
 	if err != nil {
