@@ -26,9 +26,10 @@ import (
 // rolled back, the others run again without it, and it runs again alone in its own
 // transaction, whose outcome is its result.
 type committer struct {
-	bolt  *bolt.DB
-	delay time.Duration
-	max   int
+	bolt    *bolt.DB
+	delay   time.Duration
+	max     int
+	observe func(writes int, took, disk time.Duration) // after each commit; nil: none
 
 	calls chan *writeCall
 	// Counters of committed transactions and of the calls they carried.
@@ -50,11 +51,11 @@ var errTrySolo = errors.New("store: run the write alone")
 // defaultMaxBatch is the most calls one transaction takes when Options.MaxBatchSize is zero.
 const defaultMaxBatch = 1000
 
-func newCommitter(db *bolt.DB, delay time.Duration, maxBatch int) *committer {
+func newCommitter(db *bolt.DB, delay time.Duration, maxBatch int, observe func(writes int, took, disk time.Duration)) *committer {
 	if maxBatch <= 0 {
 		maxBatch = defaultMaxBatch
 	}
-	c := &committer{bolt: db, delay: delay, max: maxBatch, calls: make(chan *writeCall, maxBatch),
+	c := &committer{bolt: db, delay: delay, max: maxBatch, observe: observe, calls: make(chan *writeCall, maxBatch),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go c.loop()
 	return c
@@ -156,7 +157,10 @@ func (c *committer) linger(batch []*writeCall) []*writeCall {
 func (c *committer) commit(batch []*writeCall) {
 	for len(batch) > 0 {
 		failed := -1
+		var done *bolt.Tx
+		t0 := time.Now()
 		err := c.bolt.Update(func(tx *bolt.Tx) error {
+			done = tx
 			for i, call := range batch {
 				if err := safelyCall(call.fn, tx); err != nil {
 					failed = i
@@ -173,6 +177,11 @@ func (c *committer) commit(batch []*writeCall) {
 		if err == nil {
 			c.commits.Add(1)
 			c.written.Add(uint64(len(batch)))
+			if c.observe != nil {
+				took := time.Since(t0)
+				st := done.Stats() // the transaction is closed: its stats no longer change
+				c.observe(len(batch), took, st.GetWriteTime())
+			}
 		}
 		for _, call := range batch {
 			call.err <- err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,12 +18,17 @@ import (
 )
 
 func openCommitter(t *testing.T, maxBatch int) (*bolt.DB, *committer) {
+	return openObservedCommitter(t, maxBatch, nil)
+}
+
+// openObservedCommitter is openCommitter with an observer of the commits.
+func openObservedCommitter(t *testing.T, maxBatch int, observe func(int, time.Duration, time.Duration)) (*bolt.DB, *committer) {
 	t.Helper()
 	bdb, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newCommitter(bdb, 0, maxBatch)
+	c := newCommitter(bdb, 0, maxBatch, observe)
 	t.Cleanup(func() { c.close(); bdb.Close() })
 	if err := c.do(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
 		t.Fatal(err)
@@ -129,7 +135,13 @@ func TestCommitterBatchesWhatQueuedDuringACommit(t *testing.T) {
 // a rerun, and the failing call gets its own error from a run alone. A panic does the same
 // and reaches the caller, not the committer.
 func TestCommitterFailureRunsAlone(t *testing.T) {
-	bdb, c := openCommitter(t, 0)
+	var observed []int // batch sizes of the commits observed; only the committer appends
+	bdb, c := openObservedCommitter(t, 0, func(writes int, took, disk time.Duration) {
+		if took <= 0 || disk <= 0 || disk > took {
+			t.Errorf("commit of %d observed as %v, of it %v on disk", writes, took, disk)
+		}
+		observed = append(observed, writes)
+	})
 	release := hold(t, c)
 	boom := errors.New("boom")
 	var seen sync.Map
@@ -185,6 +197,12 @@ func TestCommitterFailureRunsAlone(t *testing.T) {
 	// The committer survived the panic.
 	if err := c.do(put("after", &seen, &runs)); err != nil {
 		t.Errorf("write after the panic: %v", err)
+	}
+	// Only durable commits are observed: the bucket's, the hold's, the four good calls'
+	// rerun and the last write's; not the rolled-back batch of six, nor the failing calls
+	// run alone. (c.do returned, so the observer ran before: it runs before the answers.)
+	if want := []int{1, 1, 4, 1}; !slices.Equal(observed, want) {
+		t.Errorf("commits observed with %v writes, want %v", observed, want)
 	}
 }
 

@@ -115,7 +115,11 @@ func Open(path string, opts Options) (*DB, error) {
 		_ = bdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db := &DB{bolt: bdb, group: newCommitter(bdb, opts.MaxBatchDelay, opts.MaxBatchSize),
+	var observeCommit func(int, time.Duration, time.Duration)
+	if co, ok := opts.Observer.(CommitObserver); ok {
+		observeCommit = co.ObserveCommit
+	}
+	db := &DB{bolt: bdb, group: newCommitter(bdb, opts.MaxBatchDelay, opts.MaxBatchSize, observeCommit),
 		committed: make(chan struct{}, 1), keys: opts.Keys, stats: newStatsState(opts), records: newRecordCache(recordCacheMax)}
 	if dropped > 0 {
 		db.legacyDropped, db.legacyDropTook = dropped, time.Since(t0)

@@ -69,6 +69,14 @@ type AlertObserver interface {
 	ObserveAlerts(events []domain.Event)
 }
 
+// CommitObserver is an Observer that also hears of every group commit once it is durable:
+// the writes it carried, how long its transaction took from start to durable (queueing
+// before it not included), and of that how long bbolt spent writing and syncing pages — the
+// disk's share. Called from the store's single writer between commits: it must be quick.
+type CommitObserver interface {
+	ObserveCommit(writes int, took, disk time.Duration)
+}
+
 // statsState is the store's part of the aggregates.
 type statsState struct {
 	cal      domain.ReportCalendar

@@ -80,6 +80,12 @@ func TestMetricsAndReportAreWired(t *testing.T) {
 	if commits < 1 || writes < 5 || writes < commits || pages < commits {
 		t.Errorf("store counters: %v commits, %v writes, %v pages", commits, writes, pages)
 	}
+	// Every group commit is timed, and its disk share is part of its duration.
+	timed, took, disk := metricValue(text, "referrals_store_commit_duration_seconds_count"),
+		metricValue(text, "referrals_store_commit_duration_seconds_sum"), metricValue(text, "referrals_store_commit_disk_seconds_sum")
+	if timed < 3 || took <= 0 || disk <= 0 || disk > took {
+		t.Errorf("commit histograms: %v commits taking %vs, %vs of it on disk", timed, took, disk)
+	}
 	if strings.Contains(text, id) || strings.Contains(text, "131052-308T") {
 		t.Error("/metrics holds a referral id or an identity code")
 	}

@@ -32,8 +32,12 @@ import (
 
 // run starts the service and blocks until ctx is cancelled, then shuts down gracefully: stop
 // accepting, finish requests, flush the outbox while NATS is up, close NATS and bbolt.
-// The metrics hear the store's commits: milestones and fired alerts (store.Options.Observer).
-var _ store.AlertObserver = (*api.Metrics)(nil)
+// The metrics hear the store's commits: milestones, fired alerts and commit durations
+// (store.Options.Observer; the store finds the last two by type assertion).
+var _ interface {
+	store.AlertObserver
+	store.CommitObserver
+} = (*api.Metrics)(nil)
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig(args, getenv, stderr)
