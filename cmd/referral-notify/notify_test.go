@@ -872,3 +872,28 @@ func TestStopRightAfterAnAckHandsTheNextEventBackAtOnce(t *testing.T) {
 		t.Errorf("%d lines printed over both runs, want 3 (first run %d)", got, handled)
 	}
 }
+
+func TestAWebhookSlowerThanTheAckWaitIsNotRedeliveredWhileItRuns(t *testing.T) {
+	// The webhook takes 2½ ack waits to answer: the notifier tells JetStream the event is in
+	// progress while it waits, so the server does not redeliver it under the POST.
+	s := startNATS(t, t.TempDir(), -1)
+	hook := newHookServer(t, func(string) int {
+		time.Sleep(2500 * time.Millisecond)
+		return http.StatusNoContent
+	})
+	n := startNotify(t, "--org", "hva-90", "--nats-url", s.url(), "--webhook", hook.srv.URL,
+		"--dead-letter", filepath.Join(t.TempDir(), "dead.jsonl"), "--ack-wait", "1s")
+	s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
+	n.waitLines(t, 1)
+	waitFor(t, "the event to be acknowledged", 15*time.Second, func() bool { return s.settled("notify-hva-90") })
+	info := s.consumerInfo("notify-hva-90")
+	if info.Delivered.Consumer != 1 || info.NumRedelivered != 0 {
+		t.Errorf("delivered %d times (%d redelivered), want once", info.Delivered.Consumer, info.NumRedelivered)
+	}
+	if got := hook.attemptsOf(evID(1)); got != 1 {
+		t.Errorf("%d posts, want 1", got)
+	}
+	if strings.Contains(n.stderr.String(), "duplicate event skipped") {
+		t.Error("a redelivery reached the notifier")
+	}
+}

@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		n.hook = &webhook{
 			url: cfg.webhook, client: &http.Client{Timeout: cfg.webhookTimeout, CheckRedirect: keepPOST},
 			maxAttempts: cfg.webhookMaxAttempts, backoff: cfg.webhookBackoff, maxBackoff: cfg.webhookMaxBackoff,
-			deadLetter: cfg.deadLetter, log: log,
+			deadLetter: cfg.deadLetter, log: log, keepAliveEvery: cfg.ackWait / 3,
 		}
 	}
 	log.Info("starting", "org", cfg.org, "consumer", cfg.durable, "nats", nc.ConnectedUrlRedacted(),

@@ -37,6 +37,10 @@ type webhook struct {
 	maxBackoff  time.Duration
 	deadLetter  string
 	log         *slog.Logger
+	// keepAliveEvery is how often, while an event is being delivered, JetStream is told it
+	// is in progress: a third of the ack wait, so a slow POST or a long wait between attempts
+	// does not let the ack wait run out and the event be redelivered under it.
+	keepAliveEvery time.Duration
 }
 
 // deadLetter is one line of the dead-letter file.
@@ -50,14 +54,16 @@ type deadLetter struct {
 }
 
 // deliver posts msg's event until it succeeds or the attempts are used up, then dead-letters
-// it. While it waits between attempts it tells JetStream the message is in progress, so the
-// ack wait does not run out. It reports whether the event was dead-lettered, and returns an
+// it. Until it returns it tells JetStream every keepAliveEvery that the message is in
+// progress (during the attempts and the waits between them), so the ack wait does not run
+// out and the event is not redelivered while it is still being handled. It reports whether the event was dead-lettered, and returns an
 // error only if ctx ends (the event is not acknowledged; the caller hands it back) or the
 // dead-letter file cannot be written. An attempt under way when ctx ends is finished (within the client's timeout), not
 // aborted: the receiver may already have the event, and if it answers 2xx the event is
 // acknowledged instead of being printed and posted again after a restart. A failed attempt is
 // not retried once ctx has ended.
 func (w *webhook) deliver(ctx context.Context, msg jetstream.Msg, ce broker.CloudEvent, seq uint64) (bool, error) {
+	defer keepAlive(msg, w.keepAliveEvery)()
 	wait := w.backoff
 	var last error
 	attempt := 0
@@ -80,7 +86,6 @@ func (w *webhook) deliver(ctx context.Context, msg jetstream.Msg, ce broker.Clou
 			d = min(retryAfter, w.maxBackoff)
 		}
 		w.log.Warn("webhook failed; retrying", "id", ce.ID, "attempt", attempt, "err", err, "retry_in", d.Round(time.Millisecond).String())
-		_ = msg.InProgress()
 		t := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
@@ -95,6 +100,31 @@ func (w *webhook) deliver(ctx context.Context, msg jetstream.Msg, ce broker.Clou
 		At: time.Now().UTC(), Attempts: attempt, Error: last.Error(), NATSSubject: msg.Subject(),
 		StreamSeq: seq, Event: json.RawMessage(msg.Data()),
 	})
+}
+
+// keepAlive tells JetStream every interval that msg is in progress, until the returned stop
+// is called; stop returns once the last of these has been sent, so that the caller's ack or
+// Nak comes after it. A failed keep-alive is ignored: the event is then redelivered after the
+// ack wait and skipped as a duplicate once handled.
+func keepAlive(msg jetstream.Msg, interval time.Duration) (stop func()) {
+	if interval <= 0 {
+		return func() {}
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // permanentError is a failure that retrying will not change.
