@@ -282,8 +282,15 @@ func TestAuditQueries(t *testing.T) {
 	// The extract view: referral A and the client key, for Helsinki.
 	keyed := entry("kela-user", domain.Kela, "", 30)
 	keyed.ClientKey, keyed.Action = "ck-1", domain.AuditClientSearch
-	if err := db.AppendAudit(ctx, []domain.AuditEntry{keyed}); err != nil {
+	// Another county searched for the same person and found nothing of Helsinki's: its entry
+	// is in its own extract only (the client key is the same in every organisation's).
+	other := entry("turku-user", "hva-10", "", 31)
+	other.ClientKey, other.Action, other.Sender, other.Recipient, other.Kind = "ck-1", domain.AuditClientSearch, "", "", ""
+	if err := db.AppendAudit(ctx, []domain.AuditEntry{keyed, other}); err != nil {
 		t.Fatal(err)
+	}
+	if got, err := db.AuditOf(ctx, domain.ExtractFilter{Org: "hva-10", ClientKey: "ck-1"}); err != nil || len(got) != 1 || got[0].Seq != 10 {
+		t.Errorf("hva-10's extract: %+v, %v; want its own search (10) only", got, err)
 	}
 	got, err := db.AuditOf(ctx, domain.ExtractFilter{Org: "hva-90", ReferralIDs: []string{refA, refB}, ClientKey: "ck-1"})
 	if err != nil {
