@@ -134,6 +134,15 @@ func TestRetentionErasesOnlyWhatClosedLongAgo(t *testing.T) {
 	if got := mustReferral(t, db, recent.ID); got.Closure.Text != secretOutcome {
 		t.Errorf("recent closure text = %q", got.Closure.Text)
 	}
+	// The erased referral stays in both organisations' lists (the figures' history), as
+	// erased, under its status.
+	if p, err := db.List(ctx, domain.ListFilter{Org: domain.Kela, Direction: domain.Outgoing}); err != nil || len(p.Items) != 3 {
+		t.Errorf("Kela's list after the erasure: %d items, %v; want the 3", len(p.Items), err)
+	}
+	p, err := db.List(ctx, domain.ListFilter{Org: "hva-90", Direction: domain.Incoming, Status: domain.StatusCompleted})
+	if err != nil || len(p.Items) != 1 || p.Items[0].ID != old || p.Items[0].Client.Name != domain.ErasedText {
+		t.Errorf("Helsinki's completed list after the erasure: %+v, %v; want the erased referral", p.Items, err)
+	}
 	// Timeline and events stay as they were.
 	if tl, _ := db.Timeline(ctx, old); len(tl) != len(timeline) {
 		t.Errorf("timeline %d entries, was %d", len(tl), len(timeline))
@@ -142,11 +151,11 @@ func TestRetentionErasesOnlyWhatClosedLongAgo(t *testing.T) {
 		t.Errorf("outbox %d, was %d", n, outbox)
 	}
 	// The erasure is in the access log, and the log still verifies.
-	p, err := db.Audit(ctx, domain.AuditFilter{Org: "hva-90", ReferralID: old})
+	log, err := db.Audit(ctx, domain.AuditFilter{Org: "hva-90", ReferralID: old})
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := p.Items[len(p.Items)-1]
+	last := log.Items[len(log.Items)-1]
 	if last.Action != domain.AuditErase || last.UserID != domain.RetentionUser || last.Purpose != domain.PurposeRetention || !last.At.Equal(now) {
 		t.Errorf("last entry = %+v, want the erasure", last)
 	}
@@ -175,6 +184,12 @@ func TestRetentionIndexesAnOlderFileOnce(t *testing.T) {
 		}
 		return tx.Bucket(bucketPrivacyMeta).Delete(metaClosedComplete)
 	})
+	// Opening the file again must not take the missing index for a complete one.
+	path := db.bolt.Path()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = mustOpenPath(t, path, Options{MaxBatchDelay: time.Millisecond})
 	clock.Advance(800 * day)
 	now := clock.Now()
 	ctx := context.Background()
@@ -190,6 +205,48 @@ func TestRetentionIndexesAnOlderFileOnce(t *testing.T) {
 	}
 	if res, err := db.EraseClosedBefore(ctx, now.Add(-DefaultRetention), now, false); err != nil || res.Backfilled != 0 || res.Erased != 0 {
 		t.Errorf("second run = %+v, %v", res, err)
+	}
+}
+
+// TestRetentionErasesEveryBatchAndNothingAtTheCutoff: more expired referrals than one
+// transaction takes are all erased in one run; one closed exactly at the cutoff is not (the
+// period has not passed), nor counted by the dry run.
+func TestRetentionErasesEveryBatchAndNothingAtTheCutoff(t *testing.T) {
+	db := mustOpenPath(t, t.TempDir()+"/referrals.db", Options{})
+	svc, clock := serviceOn(db)
+	ctx := context.Background()
+	n := RetentionBatch + 20
+	for i := range n {
+		r, _, err := svc.Create(ctx, kelaHandler, needRequest(secretPID, secretName), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Act(ctx, kelaHandler, r.ID, domain.Command{Action: domain.ActionWithdraw, Reason: "sent_in_error"}); err != nil {
+			t.Fatal(err)
+		}
+		if i < n-1 {
+			clock.Advance(time.Second)
+		}
+	}
+	last, err := db.List(ctx, domain.ListFilter{Org: domain.Kela, Direction: domain.Outgoing, Limit: 1})
+	if err != nil || len(last.Items) != 1 {
+		t.Fatal(last, err)
+	}
+	cutoff := *mustReferral(t, db, last.Items[0].ID).Times.ClosedAt // the newest closure
+	now := cutoff.Add(DefaultRetention)
+	if dry, err := db.EraseClosedBefore(ctx, cutoff, now, true); err != nil || dry.Candidates != n-1 {
+		t.Errorf("dry run = %+v, %v; want %d candidates", dry, err, n-1)
+	}
+	res, err := db.EraseClosedBefore(ctx, cutoff, now, false)
+	if err != nil || res.Erased != n-1 || res.Candidates != n-1 {
+		t.Fatalf("run = %+v, %v; want %d erased in one run (batches of %d)", res, err, n-1, RetentionBatch)
+	}
+	if r := mustReferral(t, db, last.Items[0].ID); r.Client.Name != secretName {
+		t.Errorf("the referral closed at the cutoff was erased: %+v", r.Client)
+	}
+	res, err = db.EraseClosedBefore(ctx, cutoff.Add(time.Nanosecond), now, false)
+	if err != nil || res.Erased != 1 {
+		t.Errorf("run a nanosecond later = %+v, %v; want the last one erased", res, err)
 	}
 }
 

@@ -354,20 +354,29 @@ func TestCellKeys(t *testing.T) {
 // left in the client index.
 func TestForgetClientBounces(t *testing.T) {
 	db := MustOpen(t)
-	r := statsReferral("hva-90", statsHki(2026, 11, 2, 10), "client-q")
-	statsPut(t, db, r)
 	back := statsHki(2026, 11, 3, 10)
-	statsPut(t, db, statsNext(r, back, func(r *domain.Referral) {
-		r.Status, r.Times.AcknowledgedAt, r.Times.FirstResponseAt, r.Times.ClosedAt = domain.StatusReturned, statsPtr(back), statsPtr(back), statsPtr(back)
-	}))
-	counter := func() []byte {
+	var r *domain.Referral
+	// Two clients with a bounce each; the other's index entry sorts after this one's, so
+	// finding "an entry after the prefix" is not mistaken for finding this client's.
+	for _, key := range []string{"client-q", "client-z"} {
+		rk := statsReferral("hva-90", statsHki(2026, 11, 2, 10), key)
+		statsPut(t, db, rk)
+		statsPut(t, db, statsNext(rk, back, func(r *domain.Referral) {
+			r.Status, r.Times.AcknowledgedAt, r.Times.FirstResponseAt, r.Times.ClosedAt = domain.StatusReturned, statsPtr(back), statsPtr(back), statsPtr(back)
+		}))
+		if r == nil {
+			r = rk
+		}
+	}
+	counterOf := func(key string) []byte {
 		var v []byte
 		_ = db.bolt.View(func(tx *bolt.Tx) error {
-			v = append(v, tx.Bucket(bucketStatsClients).Get([]byte("client-q"))...)
+			v = append(v, tx.Bucket(bucketStatsClients).Get([]byte(key))...)
 			return nil
 		})
 		return v
 	}
+	counter := func() []byte { return counterOf("client-q") }
 	forget := func() {
 		t.Helper()
 		if err := db.bolt.Update(func(tx *bolt.Tx) error { return forgetClientBounces(tx, "client-q") }); err != nil {
@@ -385,5 +394,8 @@ func TestForgetClientBounces(t *testing.T) {
 	forget()
 	if v := counter(); len(v) != 0 {
 		t.Errorf("counter %v left after the client's last index entry went", v)
+	}
+	if len(counterOf("client-z")) == 0 {
+		t.Error("the other client's counter went too")
 	}
 }
