@@ -21,6 +21,7 @@ func TestListPagesNewestFirst(t *testing.T) {
 		{"one short of a page", 49, 50, []int{49}},
 		{"default limit is 50", 120, 0, []int{50, 50, 20}},
 		{"limit is capped at 200", 250, 1000, []int{200, 50}},
+		{"one above the cap is capped too", 250, MaxLimit + 1, []int{200, 50}},
 		{"limit 1", 3, 1, []int{1, 1, 1}},
 		{"empty", 0, 50, []int{0}},
 	}

@@ -302,6 +302,40 @@ func TestUpdateHonoursContext(t *testing.T) {
 	}
 }
 
+// TestUpdateGivenUpWhileQueuedDoesNotCommit: a request whose context ends while its write
+// waits behind another commit gets the context's error, and nothing of it is written — its
+// caller has been told it failed, so a retry without an idempotency key must not find a
+// duplicate.
+func TestUpdateGivenUpWhileQueuedDoesNotCommit(t *testing.T) {
+	db := MustOpen(t)
+	release := hold(t, db.group)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := newReferral(orgKela, orgHelsin)
+	called := false // read after Update returned
+	done := make(chan error, 1)
+	go func() {
+		done <- db.Update(ctx, func(domain.Tx) (*domain.Change, error) {
+			called = true
+			return &domain.Change{Referrals: []*domain.Referral{r}}, nil
+		})
+	}()
+	waitQueued(t, db.group, 1)
+	cancel()
+	release()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("error = %v, want context.Canceled", err)
+	}
+	if called {
+		t.Error("fn ran for a request that had given up")
+	}
+	if _, err := db.Referral(context.Background(), r.ID); domain.ErrorCode(err) != domain.ENotFound {
+		t.Errorf("the referral was written: %v", err)
+	}
+	if keys := indexKeysIn(t, db); len(keys) != 0 {
+		t.Errorf("index has %d entries, want none", len(keys))
+	}
+}
+
 func TestUpdateNilChangeWritesNothing(t *testing.T) {
 	db := MustOpen(t)
 	if err := db.Update(context.Background(), func(domain.Tx) (*domain.Change, error) { return nil, nil }); err != nil {
