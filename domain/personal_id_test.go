@@ -166,3 +166,25 @@ func FuzzCheckPersonalID(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckPersonalIDEveryCheckCharacter: each of the 31 check characters is accepted where
+// it belongs and refused everywhere else (a swapped pair in the alphabet, such as H and J,
+// would refuse two codes in 31 and accept their wrong twins).
+func TestCheckPersonalIDEveryCheckCharacter(t *testing.T) {
+	seen := map[byte]bool{}
+	for ind := 2; len(seen) < len(checkChars); ind++ {
+		base := "010594-" + strconv.Itoa(1000 + ind)[1:]
+		want := expectedCheckChar(t, base+"?")
+		seen[want] = true
+		for i := range len(checkChars) {
+			c := checkChars[i]
+			err := domain.CheckPersonalID(base + string(c))
+			switch {
+			case c == want && err != nil:
+				t.Errorf("%s%c refused: %v", base, c, err)
+			case c != want && !errors.Is(err, domain.ErrPersonalIDCheck):
+				t.Errorf("%s%c: %v, want ErrPersonalIDCheck (the check character is %c)", base, c, err, want)
+			}
+		}
+	}
+}

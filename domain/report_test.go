@@ -238,6 +238,49 @@ func TestDeltaWithdrawAndBounce(t *testing.T) {
 	}
 }
 
+// TestDeltaAtTheDeadlineInstantAndWithdrawalWhileAsked: an acknowledgement and a completion
+// at the deadline's very instant are in time (as Referral.Overdue has it); a withdrawal while
+// the recipient waits for the sender's answer charges the recipient no miss, however late.
+func TestDeltaAtTheDeadlineInstantAndWithdrawalWhileAsked(t *testing.T) {
+	created := hki(2026, 11, 11, 10, 0)
+	by := hki(2026, 11, 12, 23, 59).Add(59 * time.Second)
+	base := &domain.Referral{ID: "r3", Kind: domain.KindDecisionReviewRequest, Urgency: domain.Urgent,
+		Sender: "hva-90", Recipient: domain.Kela, Status: domain.StatusSent, CreatedAt: created, UpdatedAt: created,
+		ClientKey: "k3", Deadlines: domain.Deadlines{AcknowledgeBy: ptr(by), RespondBy: ptr(by)}}
+	check := func(what string, old, r *domain.Referral, want map[domain.ReportCounter]int64) {
+		t.Helper()
+		d := domain.ComputeReportDelta(old, r, reportCal)
+		for c := domain.ReportCounter(0); c < domain.NumReportCounters; c++ {
+			if d.Counts[c] != want[c] {
+				t.Errorf("%s: counter %d = %d, want %d", what, c, d.Counts[c], want[c])
+			}
+		}
+	}
+	v := &versions{cur: base}
+	old, r := v.next(func(r *domain.Referral) {
+		r.Status, r.UpdatedAt, r.Times.AcknowledgedAt = domain.StatusReceived, by, ptr(by)
+	})
+	check("acknowledged at the instant", old, r, map[domain.ReportCounter]int64{domain.CountAcknowledged: 1, domain.CountAckMet: 1})
+	received := v.cur
+	old, r = v.next(func(r *domain.Referral) {
+		r.Status, r.UpdatedAt, r.Times.FirstResponseAt, r.Times.ClosedAt = domain.StatusCompleted, by, ptr(by), ptr(by)
+	})
+	check("completed at the instant", old, r, map[domain.ReportCounter]int64{domain.CountResponded: 1, domain.CountRespondMet: 1,
+		domain.CountCompleted: 1, domain.CountCompletedInTime: 1})
+
+	late := by.Add(3 * 24 * time.Hour)
+	v = &versions{cur: received}
+	old, r = v.next(func(r *domain.Referral) { r.Status, r.UpdatedAt = domain.StatusWithdrawn, late })
+	check("withdrawn late while received", old, r, map[domain.ReportCounter]int64{domain.CountWithdrawn: 1, domain.CountRespondMissed: 1})
+	v = &versions{cur: received}
+	ask := hki(2026, 11, 12, 9, 0)
+	v.next(func(r *domain.Referral) {
+		r.Status, r.ResumeStatus, r.UpdatedAt, r.Times.FirstResponseAt = domain.StatusInfoRequested, domain.StatusReceived, ask, ptr(ask)
+	})
+	old, r = v.next(func(r *domain.Referral) { r.Status, r.UpdatedAt = domain.StatusWithdrawn, late })
+	check("withdrawn late while the sender owed an answer", old, r, map[domain.ReportCounter]int64{domain.CountWithdrawn: 1})
+}
+
 // TestOverdueFromFollowsOverdue checks that the overdue histogram's instant agrees with
 // Referral.Overdue for arbitrary referrals and times: open_overdue in the report counts the
 // same referrals as ?overdue=true.

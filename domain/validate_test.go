@@ -104,6 +104,26 @@ func TestValidateCreateAcceptsUrgentAndBoundaries(t *testing.T) {
 	if _, err := testService().validateCreate("hva-01", dp); err != nil {
 		t.Fatalf("validateCreate = %v, want nil", err)
 	}
+	// An urgent application is decided the day it arrives (§14 b).
+	sameDay := validRequest(t, KindSupplementarySupportHandoff, true)
+	sameDay.SupplementarySupport.BasicDecisionDate = sameDay.SupplementarySupport.ApplicationReceivedAtKela
+	if _, err := testService().validateCreate(Kela, sameDay); err != nil {
+		t.Fatalf("decided the day it was received: validateCreate = %v, want nil", err)
+	}
+	meeting := validRequest(t, KindJointMeetingRequest, true)
+	meeting.JointMeeting.ProposedDates = tenDates()
+	if _, err := testService().validateCreate(Kela, meeting); err != nil {
+		t.Fatalf("ten proposed dates: validateCreate = %v, want nil", err)
+	}
+}
+
+// tenDates returns the most proposed dates a joint meeting request may carry.
+func tenDates() []string {
+	var ds []string
+	for d := 1; d <= 10; d++ {
+		ds = append(ds, "2026-12-"+itoa(d+10))
+	}
+	return ds
 }
 
 // fieldPointers returns the pointers of an EInvalid *Error, failing the test on anything else.
@@ -236,6 +256,9 @@ func TestValidateCreateRejects(t *testing.T) {
 			r.SupplementarySupport.DocumentRefs = []string{"Dear Kela, ..."}
 		}, []string{"/supplementary_support/document_refs/0"}},
 		{"joint meeting without text", Kela, KindJointMeetingRequest, func(r *CreateRequest) { r.JointMeeting.Text = "" }, []string{"/joint_meeting/text"}},
+		{"joint meeting with eleven dates", Kela, KindJointMeetingRequest, func(r *CreateRequest) {
+			r.JointMeeting.ProposedDates = append(tenDates(), "2026-12-21")
+		}, []string{"/joint_meeting/proposed_dates"}},
 		{"joint meeting bad date", Kela, KindJointMeetingRequest, func(r *CreateRequest) { r.JointMeeting.ProposedDates = []string{"2026-11-30", "soon"} },
 			[]string{"/joint_meeting/proposed_dates/1"}},
 		{"statement without kela_case_ref", "hva-01", KindSocialWorkStatement, func(r *CreateRequest) { r.KelaCaseRef = "" }, []string{"/kela_case_ref"}},
