@@ -5,6 +5,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -399,4 +400,85 @@ func TestRelayRepublishesKeptEntriesAfterAServerRestart(t *testing.T) {
 	// A delete needs the server that acknowledged the entries to be up for KeepFor: this one.
 	clock.Advance(time.Minute)
 	waitFor(t, 10*time.Second, "the outbox to empty", func() bool { return ob.Len() == 0 })
+}
+
+// TestRelayKeepsEntriesWhileTheServerThatAckedThemIsDown: KeepFor passing while NATS is down
+// deletes nothing — the server may come back without what it had not written to disk — and
+// once it is back the entries are published again.
+func TestRelayKeepsEntriesWhileTheServerThatAckedThemIsDown(t *testing.T) {
+	ns := MustStart(t, "", -1)
+	port := ns.Addr().(*net.TCPAddr).Port
+	nc, js := MustConnect(t, ns, false)
+	ob := newOutbox()
+	clock := newFakeClock()
+	r := broker.NewRelay(ob, js, broker.RelayOptions{KeepFor: time.Minute, Now: clock.Now, Poll: time.Hour,
+		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, PublishTimeout: time.Second, Logger: testLogger(t)})
+	kept := events(1, 6, 3)
+	ob.Add(kept...)
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w, k := backlog(t, r); w != 0 || k != len(kept) {
+		t.Fatalf("after the first flush: %d waiting, %d kept; want all kept", w, k)
+	}
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	waitFor(t, 10*time.Second, "the client to notice", func() bool { return !nc.IsConnected() })
+	clock.Advance(2 * time.Minute)
+	_ = r.Flush(context.Background()) // would delete the kept entries if it did not ask the server
+	if ob.Len() != len(kept) {
+		t.Fatalf("outbox %d after KeepFor passed with the server down, want the %d kept entries", ob.Len(), len(kept))
+	}
+
+	ns = MustStart(t, "", port) // back, without what it had acknowledged
+	waitFor(t, 10*time.Second, "the client to reconnect", func() bool { return nc.IsConnected() })
+	if _, err := broker.EnsureStream(context.Background(), js, broker.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := streamIDs(t, js); !slices.Equal(got, ids(kept)) {
+		t.Errorf("the new stream holds %v, want every kept event again", got)
+	}
+}
+
+// TestRelayStopsAPassWhenTheServerRestartsUnderIt: with KeepFor, a reconnect in the middle of
+// a pass ends it, so that what the lost server had acknowledged (A1) is published again
+// before what follows it of the same referral (A2) — not after it.
+func TestRelayStopsAPassWhenTheServerRestartsUnderIt(t *testing.T) {
+	ns := MustStart(t, "", -1)
+	port := ns.Addr().(*net.TCPAddr).Port
+	nc, js := MustConnect(t, ns, false)
+	a1, b1, a2 := event(1, "A"), event(2, "B"), event(3, "A")
+	restarted := false
+	restart := func(domain.Event) {
+		if restarted {
+			return
+		}
+		restarted = true
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		waitFor(t, 10*time.Second, "the client to notice", func() bool { return !nc.IsConnected() })
+		ns = MustStart(t, "", port) // back, without A1
+		waitFor(t, 10*time.Second, "the client to reconnect", func() bool { return nc.IsConnected() })
+		if _, err := broker.EnsureStream(context.Background(), js, broker.StreamOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ob := newOutbox()
+	ob.Add(a1, b1, a2)
+	r := broker.NewRelay(ob, js, broker.RelayOptions{Window: 1, KeepFor: time.Minute, Now: newFakeClock().Now, Poll: time.Hour,
+		MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, PublishTimeout: time.Second, Logger: testLogger(t),
+		OnPublished: restart})
+	if err := r.Flush(context.Background()); err == nil || !strings.Contains(err.Error(), "reconnected") {
+		t.Fatalf("Flush across the restart: %v, want the pass ended by the reconnect", err)
+	}
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := streamIDs(t, js); !slices.Equal(got, ids([]domain.Event{a1, b1, a2})) {
+		t.Errorf("the new stream holds %v, want A1, B1, A2 in outbox order", got)
+	}
 }

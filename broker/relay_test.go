@@ -251,6 +251,62 @@ func TestRelayKeepsReferralOrderWhenAPublishFails(t *testing.T) {
 	}
 }
 
+// silentJS swallows the first publish of chosen events: it is never sent and its ack never
+// comes, neither an ack nor an error, as when the server takes a message and dies before
+// answering.
+type silentJS struct {
+	jetstream.JetStream
+
+	mu     sync.Mutex
+	silent map[string]bool // event ids to swallow once → already swallowed
+}
+
+func (s *silentJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	ce, err := broker.Decode(m.Data)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if done, ok := s.silent[ce.ID]; ok && !done {
+		s.silent[ce.ID] = true
+		return silentAck{m}, nil
+	}
+	return s.JetStream.PublishMsgAsync(m, opts...)
+}
+
+type silentAck struct{ m *nats.Msg }
+
+func (silentAck) Ok() <-chan *jetstream.PubAck { return nil }
+func (silentAck) Err() <-chan error            { return nil }
+func (a silentAck) Msg() *nats.Msg             { return a.m }
+
+// TestRelayKeepsEventsWhoseAckNeverCame: when a wave's time runs out, only the entries whose
+// acks arrived count as delivered; the others stay in the outbox and the next pass sends
+// them.
+func TestRelayKeepsEventsWhoseAckNeverCame(t *testing.T) {
+	ns := MustStart(t, "", -1)
+	_, js := MustConnect(t, ns, true)
+	a1, b1, c1 := event(1, "A"), event(2, "B"), event(3, "C")
+	sj := &silentJS{JetStream: js, silent: map[string]bool{b1.ID: false, c1.ID: false}}
+	ob := newOutbox()
+	ob.Add(a1, b1, c1)
+	r := broker.NewRelay(ob, sj, broker.RelayOptions{Window: 64, PublishTimeout: 200 * time.Millisecond, Poll: time.Hour,
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Logger: testLogger(t)})
+	if err := r.Flush(context.Background()); err == nil || !strings.Contains(err.Error(), "no ack within") {
+		t.Fatalf("Flush with two acks that never come: %v, want a timeout", err)
+	}
+	if st := r.Status(); st.Published != 1 || ob.Len() != 2 {
+		t.Errorf("after the timeout: %d published, %d in the outbox; want 1 and the 2 unacknowledged", st.Published, ob.Len())
+	}
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatalf("second Flush: %v", err)
+	}
+	if got := streamIDs(t, js); !slices.Equal(got, ids([]domain.Event{a1, b1, c1})) || ob.Len() != 0 {
+		t.Errorf("stream %v, outbox %d; want all three in the stream", got, ob.Len())
+	}
+}
+
 // count returns how many times s occurs in log.
 func count(log []string, s string) int {
 	n := 0
