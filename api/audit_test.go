@@ -2,23 +2,17 @@ package api_test
 
 import (
 	"context"
-	"crypto"
 	"crypto/sha256"
-	"encoding/hex"
-	"log/slog"
+	"errors"
+	"io"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/kela-hva/referrals/api"
 	"github.com/kela-hva/referrals/domain"
-	"github.com/kela-hva/referrals/domain/calendar"
-	"github.com/kela-hva/referrals/internal/testkit"
 	"github.com/kela-hva/referrals/openapi"
 	"github.com/kela-hva/referrals/store"
 )
@@ -98,26 +92,7 @@ func TestPurposeIsRequiredWhereClientDataIsReturned(t *testing.T) {
 // TestPurposeIsCheckedWithoutTheValidator: the handler's own check holds when no OpenAPI
 // validator runs in front of it.
 func TestPurposeIsCheckedWithoutTheValidator(t *testing.T) {
-	h := &harness{t: t, dir: t.TempDir(), key: testKey, logs: &syncBuffer{},
-		clock: testkit.NewClock(time.Date(2026, 11, 23, 9, 12, 44, 0, time.UTC))}
-	db, err := store.Open(filepath.Join(h.dir, "referrals.db"), store.Options{MaxBatchDelay: time.Millisecond, Keys: testKeyring})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.db = db
-	reg := domain.DefaultRegistry()
-	auth, err := api.NewAuthenticator(api.AuthConfig{Keys: []crypto.PublicKey{testKey.Public()}, Issuer: api.DevIssuer, Audience: api.Audience}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := &domain.Service{Store: db, Registry: reg, Clock: h.clock,
-		Policy: domain.NewDeadlinePolicy(calendar.New(calendar.Options{})),
-		ClientKey: func(pid string) string {
-			s := sha256.Sum256([]byte("bare:" + pid))
-			return hex.EncodeToString(s[:])
-		}}
-	h.srv = httptest.NewServer(api.NewServer(api.Deps{Service: svc, Auth: auth, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Registry: reg}))
-	t.Cleanup(h.close)
+	h := newHarnessWith(t, "", harnessOptions{noValidator: true})
 	hki := hkiWorker(h)
 	for _, p := range []string{"", "gossip"} {
 		if r := h.do("GET", "/v1/referrals", hki, nil, "X-Purpose", p); r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "X-Purpose") {
@@ -333,10 +308,17 @@ func TestClientExtractListsOnlyThatPersonsData(t *testing.T) {
 			t.Errorf("the extract shows %q", secret)
 		}
 	}
-	// The extract itself is logged, and shows in the next one.
+	// The extract itself is logged, with its purpose and request, and shows in the next one.
+	if r := h.do("POST", "/v1/audit/client-extract", h.token("hva-90", domain.RoleAuditor), map[string]any{"personal_id": pidMatti},
+		"X-Purpose", "data_subject_request", "X-Request-Id", "req-extract-1"); r.status != http.StatusOK {
+		t.Fatal(r.status)
+	}
 	_, again, _ := extract("hva-90")
-	if got := strings.Join(actions(again), ","); got != "create,read,client_search,client_extract" {
-		t.Errorf("second extract: %s", got)
+	if got := strings.Join(actions(again), ","); got != "create,read,client_search,client_extract,client_extract" {
+		t.Errorf("third extract: %s", got)
+	}
+	if own := again[len(again)-1]; own["purpose"] != "data_subject_request" || own["request_id"] != "req-extract-1" {
+		t.Errorf("the extract's own entry: %v, want its purpose and request id", own)
 	}
 	// Tampere's auditor sees only Tampere's own search.
 	body, items, _ = extract("hva-08")
@@ -418,5 +400,53 @@ func TestListPageIsOneAccessLogEntry(t *testing.T) {
 	}
 	if _, err := h.db.VerifyAudit(context.Background(), nil); err != nil {
 		t.Error(err)
+	}
+}
+
+// failingAudit is a store whose access log cannot be written while fail is set.
+type failingAudit struct {
+	domain.Store
+	fail atomic.Bool
+}
+
+func (f *failingAudit) AppendAudit(ctx context.Context, es []domain.AuditEntry) error {
+	if f.fail.Load() {
+		return errors.New("injected: the access log cannot be written")
+	}
+	return f.Store.AppendAudit(ctx, es)
+}
+
+// TestNoClientDataWithoutItsAccessLogEntry: when a read cannot be logged, the client's data is
+// not shown — every use is logged (DOMAIN §5), so the answer is a 500 without it.
+func TestNoClientDataWithoutItsAccessLogEntry(t *testing.T) {
+	var fa *failingAudit
+	h := newHarnessWith(t, "", harnessOptions{store: func(db *store.DB) domain.Store { fa = &failingAudit{Store: db}; return fa }})
+	id := h.create(kelaHandler(h), needBody(pidMatti, "091"))
+	hki := hkiWorker(h)
+	fa.fail.Store(true)
+	for _, rq := range []struct{ method, path, body string }{
+		{"GET", "/v1/referrals/" + id, ""},
+		{"GET", "/v1/referrals", ""},
+		{"GET", "/v1/referrals/" + id + "/messages", ""},
+		{"GET", "/v1/referrals/" + id + "/timeline", ""},
+		{"POST", "/v1/clients/search", `{"personal_id":"` + pidMatti + `"}`},
+	} {
+		var body io.Reader
+		if rq.body != "" {
+			body = strings.NewReader(rq.body)
+		}
+		r := roundTrip(t, http.DefaultClient, rq.method, h.srv.URL+rq.path, hki, body)
+		if r.status != http.StatusInternalServerError {
+			t.Errorf("%s %s with the access log failing: %d, want 500", rq.method, rq.path, r.status)
+		}
+		for _, secret := range []string{pidMatti, "Meikäläinen", "+35840"} {
+			if strings.Contains(string(r.body), secret) {
+				t.Errorf("%s %s shows %q though its use could not be logged", rq.method, rq.path, secret)
+			}
+		}
+	}
+	fa.fail.Store(false)
+	if r := h.do("GET", "/v1/referrals/"+id, hki, nil); r.status != http.StatusOK {
+		t.Errorf("once the log works again: %d", r.status)
 	}
 }

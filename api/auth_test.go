@@ -136,20 +136,27 @@ func TestOtherOrganisationsDataStaysHidden(t *testing.T) {
 
 func TestTokensThatMustBeRefused(t *testing.T) {
 	h := newHarness(t, "")
-	mintNamed := func(name, org string, roles ...domain.Role) string {
-		tok, err := api.MintToken(h.key, "u", domain.OrgID(org), roles, name, time.Now(), time.Hour)
+	mintFor := func(sub, name, org string, roles ...domain.Role) string {
+		tok, err := api.MintToken(h.key, sub, domain.OrgID(org), roles, name, time.Now(), time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return tok
 	}
+	mintNamed := func(name, org string, roles ...domain.Role) string { return mintFor("u", name, org, roles...) }
 	mint := func(org string, roles ...domain.Role) string { return mintNamed("Test User", org, roles...) }
 	for _, name := range []string{"Test User", "Åsa Öhman-Äijälä", strings.Repeat("ä", 200)} {
 		if r := h.do("GET", "/v1/referrals", mintNamed(name, "kela", domain.RoleKelaHandler), nil); r.status != http.StatusOK {
 			t.Fatalf("a valid token named %q: status %d, want 200", name, r.status)
 		}
 	}
+	// The longest subject the access log's user query takes (GET /v1/audit?user=).
+	if r := h.do("GET", "/v1/referrals", mintFor(strings.Repeat("a", 128), "Test User", "kela", domain.RoleKelaHandler), nil); r.status != http.StatusOK {
+		t.Fatalf("a subject of 128 characters: status %d, want 200", r.status)
+	}
 	cases := map[string]string{
+		// An access log entry's user must be one an auditor can ask for.
+		"subject too long": mintFor(strings.Repeat("a", 129), "Test User", "kela", domain.RoleKelaHandler),
 		// The access log must name the user (DOMAIN §5).
 		"no name":                    mintNamed("", "kela", domain.RoleKelaHandler),
 		"blank name":                 mintNamed("  ", "kela", domain.RoleKelaHandler),

@@ -149,6 +149,8 @@ func TestTransitionBadInput(t *testing.T) {
 		{"forward to own county", "/forward", map[string]any{"to_municipality": "091"}, nil, 422, "/to_municipality"},
 		{"stale If-Match", "/start", nil, []string{"If-Match", `"v1"`}, 412, ""},
 		{"garbage If-Match", "/start", nil, []string{"If-Match", `"abc"`}, 412, ""},
+		{"If-Match of version 0", "/start", nil, []string{"If-Match", `"v0"`}, 412, ""}, // no such version: not "no precondition"
+		{"weak If-Match of version 0", "/start", nil, []string{"If-Match", `W/"v0"`}, 412, ""},
 		{"current If-Match", "/start", nil, []string{"If-Match", `"v2"`}, 200, ""},
 	}
 	for _, c := range cases {
@@ -194,5 +196,33 @@ func TestClientSearchValidatesTheIdentityCode(t *testing.T) {
 	r := h.do("POST", "/v1/clients/search", kelaHandler(h), map[string]any{"personal_id": "131052-308U"})
 	if r.status != http.StatusUnprocessableEntity || !hasPointer(r.json(t), "/personal_id") {
 		t.Errorf("status %d: %s", r.status, r.body)
+	}
+}
+
+// TestStrictDecoderWithoutTheValidator: without the OpenAPI validator (Deps.Validator nil),
+// the strict decoder still refuses unknown fields and wrong types, naming the field at fault
+// by its JSON pointer, also inside nested objects.
+func TestStrictDecoderWithoutTheValidator(t *testing.T) {
+	h := newHarnessWith(t, "", harnessOptions{noValidator: true})
+	kela := kelaHandler(h)
+	for _, tc := range []struct {
+		name, pointer string
+		edit          func(b map[string]any)
+	}{
+		{"unknown top-level field", "/nickname", func(b map[string]any) { b["nickname"] = "x" }},
+		{"unknown nested field", "/client/nickname", func(b map[string]any) { b["client"].(map[string]any)["nickname"] = "x" }},
+		{"wrong type of a nested field", "/client/name", func(b map[string]any) { b["client"].(map[string]any)["name"] = 42 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := needBody(pidMatti, "091")
+			tc.edit(b)
+			r := h.do("POST", "/v1/referrals", kela, b)
+			if r.status != http.StatusBadRequest || !hasPointer(r.json(t), tc.pointer) {
+				t.Errorf("status %d, want 400 naming %s: %s", r.status, tc.pointer, r.body)
+			}
+		})
+	}
+	if evs, err := h.db.PendingEvents(100); err != nil || len(evs) != 0 {
+		t.Errorf("%d events after refused creates (%v), want none", len(evs), err)
 	}
 }

@@ -9,7 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/url"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -32,7 +35,7 @@ func decode(c echo.Context, dst any, emptyOK bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return decodeError(err)
+		return decodeError(err, body, reflect.TypeOf(dst))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &domain.Error{Code: domain.EMalformed, Message: "the body must hold one JSON object",
@@ -41,8 +44,9 @@ func decode(c echo.Context, dst any, emptyOK bool) error {
 	return nil
 }
 
-// decodeError explains a JSON decoding error without echoing any of the input.
-func decodeError(err error) error {
+// decodeError explains a JSON decoding error of body into a value of type t without echoing
+// any of the input.
+func decodeError(err error, body []byte, t reflect.Type) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	fe := domain.FieldError{Pointer: "", Detail: "body is not valid JSON"}
@@ -54,12 +58,113 @@ func decodeError(err error) error {
 		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
 		fe = domain.FieldError{Pointer: "", Detail: "unknown field"}
 		if plainName(name) { // never echo a name that could carry personal data
+			// encoding/json names the field but not where it is: find it in the body.
 			fe.Pointer = "/" + name
+			if path, ok := unknownFieldPath(body, t, name); ok {
+				fe.Pointer = pointerOf(strings.Join(path, "."))
+			}
 		}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		fe.Detail = "body ends before the JSON is complete"
 	}
 	return &domain.Error{Code: domain.EMalformed, Message: "the request body cannot be read", Fields: []domain.FieldError{fe}}
+}
+
+// unknownFieldPath finds, in body, an object member called name that the Go type t has no
+// field for where it occurs, and returns its path (member names and array indexes). Members
+// are searched in sorted order, so the answer is the same for the same body.
+func unknownFieldPath(body []byte, t reflect.Type, name string) ([]string, bool) {
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return nil, false
+	}
+	return findUnknown(v, t, name, nil)
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+func findUnknown(v any, t reflect.Type, name string, path []string) ([]string, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil, false // decodes itself: its members are not fields
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		keys := slices.Sorted(maps.Keys(x))
+		for _, k := range keys {
+			var ft reflect.Type
+			switch t.Kind() {
+			case reflect.Map:
+				ft = t.Elem()
+			case reflect.Struct:
+				f, ok := jsonField(t, k)
+				if !ok {
+					if k == name {
+						return append(path, k), true
+					}
+					continue
+				}
+				ft = f
+			default:
+				return nil, false
+			}
+			if p, ok := findUnknown(x[k], ft, name, append(slices.Clip(path), k)); ok {
+				return p, true
+			}
+		}
+	case []any:
+		if t.Kind() != reflect.Slice && t.Kind() != reflect.Array {
+			return nil, false
+		}
+		for i, e := range x {
+			if p, ok := findUnknown(e, t.Elem(), name, append(slices.Clip(path), strconv.Itoa(i))); ok {
+				return p, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// jsonField returns the type of the field of struct t that encoding/json decodes member key
+// into (the exact name first, then case-insensitively, as encoding/json matches), looking
+// into embedded structs.
+func jsonField(t reflect.Type, key string) (reflect.Type, bool) {
+	var fold reflect.Type
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		n, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && n == "" {
+			et := f.Type
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				if ft, ok := jsonField(et, key); ok {
+					return ft, true
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if n == "" {
+			n = f.Name
+		}
+		if n == key {
+			return f.Type, true
+		}
+		if fold == nil && strings.EqualFold(n, key) {
+			fold = f.Type
+		}
+	}
+	return fold, fold != nil
 }
 
 func jsonKind(goKind string) string {

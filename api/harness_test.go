@@ -77,8 +77,23 @@ func mustKey() ed25519.PrivateKey {
 	return k
 }
 
+// harnessOptions change the stack a harness runs.
+type harnessOptions struct {
+	// noValidator leaves the OpenAPI request validator out: only the strict decoder and the
+	// handlers check requests (Deps.Validator nil).
+	noValidator bool
+	// store, if set, wraps the store the service uses (the harness's db stays the real one).
+	store func(*store.DB) domain.Store
+}
+
 // newHarness starts the stack on dir (a new temp dir when "").
 func newHarness(t *testing.T, dir string) *harness {
+	t.Helper()
+	return newHarnessWith(t, dir, harnessOptions{})
+}
+
+// newHarnessWith is newHarness with options.
+func newHarnessWith(t *testing.T, dir string, o harnessOptions) *harness {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -95,8 +110,16 @@ func newHarness(t *testing.T, dir string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var st domain.Store = db
+	if o.store != nil {
+		st = o.store(db)
+	}
+	var v api.RequestValidator
+	if !o.noValidator {
+		v = mustValidator(t)
+	}
 	svc := &domain.Service{
-		Store: db, Registry: reg, Clock: h.clock,
+		Store: st, Registry: reg, Clock: h.clock,
 		Policy: domain.NewDeadlinePolicy(calendar.New(calendar.Options{})),
 		ClientKey: func(pid string) string {
 			s := sha256.Sum256([]byte("test-key:" + pid))
@@ -105,7 +128,7 @@ func newHarness(t *testing.T, dir string) *harness {
 	}
 	log := slog.New(slog.NewJSONHandler(h.logs, nil))
 	h.srv = httptest.NewServer(api.NewServer(api.Deps{
-		Service: svc, Auth: auth, Validator: mustValidator(t), Logger: log, Audit: log.With("log", "audit"),
+		Service: svc, Auth: auth, Validator: v, Logger: log, Audit: log.With("log", "audit"),
 		Spec: openapi.YAML(), Registry: reg,
 	}))
 	t.Cleanup(h.close)

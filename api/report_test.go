@@ -396,6 +396,10 @@ func TestReportRoleMatrix(t *testing.T) {
 			if st, _ := s.get(thl, tt.token); st != tt.status {
 				t.Errorf("THL: status %d, want %d", st, tt.status)
 			}
+			// Who may not see reports learns nothing about the query either: 403 before 400.
+			if st, _ := s.get("/v1/reports/response-times?from=2026-12-01&to=2026-11-01", tt.token); tt.status != 200 && st != tt.status {
+				t.Errorf("a bad query: status %d, want %d", st, tt.status)
+			}
 			if tt.status != 200 {
 				return
 			}
