@@ -64,6 +64,15 @@ func TestAuditVerifyCommand(t *testing.T) {
 	if out, err := privacyRun(t, nil, "audit", "verify", "--data-dir", s.dir, "--anchor", head); err != nil {
 		t.Errorf("anchored at the head: %v\n%s", err, out)
 	}
+	// An anchor the log does not match — a log rewritten and chained anew, or cut short
+	// before the anchored entry — fails, whatever the chain says of itself.
+	seq, _, _ := strings.Cut(head, ":")
+	for _, anchor := range []string{seq + ":" + strings.Repeat("0", 64), "9:" + strings.Repeat("0", 64)} {
+		out, err := privacyRun(t, nil, "audit", "verify", "--data-dir", s.dir, "--anchor", anchor)
+		if err == nil || !strings.Contains(err.Error(), "anchor") || strings.Contains(out, "intact") {
+			t.Errorf("--anchor %s the log does not match: %v\n%s", anchor, err, out)
+		}
+	}
 	flipAuditByte(t, s.dir, 3)
 	_, err = privacyRun(t, nil, "audit", "verify", "--data-dir", s.dir)
 	if err == nil || !strings.Contains(err.Error(), "broken at seq 3") {

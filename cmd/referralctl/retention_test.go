@@ -19,6 +19,16 @@ func TestRetentionCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "dry run: 1 referrals") {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
+	// The default period is 730 days: at 729 days nothing is due, at 731 the closed one is.
+	for _, tc := range []struct{ now, want string }{{"2028-11-21T12:00:00Z", "dry run: 0 referrals"}, {"2028-11-24T12:00:00Z", "dry run: 1 referrals"}} {
+		if out, err := privacyRun(t, nil, "retention", "--data-dir", s.dir, "--now", tc.now, "--dry-run"); err != nil || !strings.Contains(out, tc.want) {
+			t.Errorf("default period at %s: %v\n%s", tc.now, err, out)
+		}
+	}
+	// REFERRAL_RETENTION sets it as for the service.
+	if out, err := privacyRun(t, map[string]string{"REFERRAL_RETENTION": "800d"}, "retention", "--data-dir", s.dir, "--now", now, "--dry-run"); err != nil || !strings.Contains(out, "dry run: 0 referrals") {
+		t.Errorf("REFERRAL_RETENTION=800d: %v\n%s", err, out)
+	}
 	// 739 days have passed: with a period of 740 days nothing is due yet.
 	if out, err := privacyRun(t, nil, "retention", "--data-dir", s.dir, "--now", now, "--retention", "740d", "--dry-run"); err != nil || !strings.Contains(out, "dry run: 0 referrals") {
 		t.Errorf("740d: %v\n%s", err, out)
