@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -234,6 +235,15 @@ func TestOfflineBackupAndRestoreKeepEverything(t *testing.T) {
 			t.Errorf("temporary file %s left behind", e.Name())
 		}
 	}
+	// Client data and keys: only the service's user may read them.
+	if fi, err := os.Stat(restored); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("restored data dir: %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+	for _, name := range []string{"referrals.db", "client-index.key", "cursor.key"} {
+		if fi, err := os.Stat(filepath.Join(restored, name)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("restored %s: %v; want mode 0600", name, err)
+		}
+	}
 }
 
 func TestOnlineBackupFromARunningServiceRestores(t *testing.T) {
@@ -366,6 +376,48 @@ func TestBackupFlagRefusals(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			if _, _, err := ctl(t, args...); err == nil {
 				t.Error("accepted")
+			}
+		})
+	}
+}
+
+// TestOnlineBackupRefusesACopyItsTrailersDoNotVouchFor: a body that does not hash to the
+// service's Backup-Sha256, does not have its Backup-Bytes, or comes without the trailers (cut
+// or altered on the way) is not kept.
+func TestOnlineBackupRefusesACopyItsTrailersDoNotVouchFor(t *testing.T) {
+	body := []byte("a database, as the service streamed it")
+	sum := sha256.Sum256(body)
+	good := hex.EncodeToString(sum[:])
+	for _, tc := range []struct {
+		name, sha, bytes, want string
+	}{
+		{"wrong hash", strings.Repeat("0", 64), strconv.Itoa(len(body)), "hashes to"},
+		{"wrong length", good, strconv.Itoa(len(body) + 1), "bytes"},
+		{"no trailers", "", "", "trailer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.sha != "" {
+					w.Header().Set("Trailer", api.TrailerBackupSHA256+", "+api.TrailerBackupBytes)
+				}
+				w.WriteHeader(http.StatusOK)
+				_, _ = w.Write(body)
+				if tc.sha != "" {
+					w.Header().Set(api.TrailerBackupSHA256, tc.sha)
+					w.Header().Set(api.TrailerBackupBytes, tc.bytes)
+				}
+			}))
+			defer srv.Close()
+			file := filepath.Join(t.TempDir(), "b.db")
+			_, _, err := ctl(t, "backup", "--url", srv.URL, "--token", "t", "--to", file)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("backup: %v, want an error about %q", err, tc.want)
+			}
+			if _, err := os.Stat(file); !os.IsNotExist(err) {
+				t.Errorf("the refused copy was kept at %s (%v)", file, err)
+			}
+			if left, _ := filepath.Glob(file + ".*"); len(left) != 0 {
+				t.Errorf("partial files left: %v", left)
 			}
 		})
 	}
