@@ -244,6 +244,11 @@ func TestParseKeyring(t *testing.T) {
 		{"bad id", `{"active":"k 1","keys":{"k 1":"` + good + `"}}`, false},
 		{"unknown field", `{"active":"k1","keys":{"k1":"` + good + `"},"extra":1}`, false},
 		{"no keys", `{"active":"k1","keys":{}}`, false},
+		// AES-256 only: 16 and 24 bytes would make AES-128 and AES-192 keys.
+		{"a 16-byte key", `{"active":"k1","keys":{"k1":"` + strings.Repeat("ab", 16) + `"}}`, false},
+		{"a 24-byte key", `{"active":"k1","keys":{"k1":"` + strings.Repeat("ab", 24) + `"}}`, false},
+		{"longest id", `{"active":"` + strings.Repeat("k", maxKeyIDLen) + `","keys":{"` + strings.Repeat("k", maxKeyIDLen) + `":"` + good + `"}}`, true},
+		{"id too long", `{"active":"` + strings.Repeat("k", maxKeyIDLen+1) + `","keys":{"` + strings.Repeat("k", maxKeyIDLen+1) + `":"` + good + `"}}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseKeyring([]byte(tc.json))

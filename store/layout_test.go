@@ -93,6 +93,16 @@ func TestLayoutMarker(t *testing.T) {
 		t.Fatalf("file without a marker: layout %d (marked %v) after Open, want %d", got, ok, layoutVersion)
 	}
 
+	// A file an older binary marked is raised to this binary's layout (so that the older
+	// binary then refuses what this one changed).
+	setLayout(t, path, binary.BigEndian.AppendUint64(nil, layoutVersion-1))
+	if err := openClose(t, path); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := rawLayout(t, path); !ok || got != layoutVersion {
+		t.Fatalf("file marked %d: layout %d (marked %v) after Open, want %d", layoutVersion-1, got, ok, layoutVersion)
+	}
+
 	setLayout(t, path, binary.BigEndian.AppendUint64(nil, layoutVersion+1))
 	before := testkit.Files(t, dir)
 	err := openClose(t, path)
