@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/kela-hva/referrals/domain"
 	"github.com/kela-hva/referrals/internal/datadir"
 )
@@ -61,4 +63,49 @@ func TestCompactKeepsEverythingAndShrinks(t *testing.T) {
 		t.Errorf("temporary files left: %v", leftovers)
 	}
 	f.checkRestored(t, f.dir)
+}
+
+// TestSameKeyCountsTellsACopyThatLostOrGainedKeys: compact's last check before it replaces
+// the file — a bucket with fewer or more keys in the copy, or one missing or extra, fails it.
+func TestSameKeyCountsTellsACopyThatLostOrGainedKeys(t *testing.T) {
+	open := func(buckets map[string]int) *bolt.DB {
+		t.Helper()
+		db, err := bolt.Open(filepath.Join(t.TempDir(), "c.db"), 0o600, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		err = db.Update(func(tx *bolt.Tx) error {
+			for name, n := range buckets {
+				b, err := tx.CreateBucket([]byte(name))
+				if err != nil {
+					return err
+				}
+				for i := range n {
+					if err := b.Put([]byte{byte(i)}, []byte("v")); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	orig := open(map[string]int{"a": 3, "b": 1})
+	if err := sameKeyCounts(orig, open(map[string]int{"a": 3, "b": 1})); err != nil {
+		t.Errorf("an equal copy: %v", err)
+	}
+	for name, copied := range map[string]map[string]int{
+		"a key lost":     {"a": 2, "b": 1},
+		"a key gained":   {"a": 4, "b": 1},
+		"a bucket lost":  {"a": 3},
+		"a bucket extra": {"a": 3, "b": 1, "c": 0},
+	} {
+		if err := sameKeyCounts(orig, open(copied)); err == nil {
+			t.Errorf("%s: the copy passed", name)
+		}
+	}
 }

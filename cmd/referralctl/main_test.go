@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"errors"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,46 @@ import (
 	"github.com/kela-hva/referrals/api"
 	"github.com/kela-hva/referrals/domain"
 )
+
+// TestMain runs the command itself when the test binary is re-executed as referralctl (see
+// TestExitStatus), and the tests otherwise.
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv("REFERRALCTL_TEST_ARGS"); ok {
+		os.Args = append([]string{"referralctl"}, strings.Fields(args)...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestExitStatus: scripts and cron see a refusal as exit status 1 with the reason on stderr,
+// and success as 0 — the command as an operator runs it, through main.
+func TestExitStatus(t *testing.T) {
+	s := seedDataDir(t, 1, time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	for _, tc := range []struct {
+		args   string
+		status int
+	}{
+		{"info --data-dir " + s.dir, 0},
+		{"info --data-dir " + t.TempDir(), 1}, // no database there
+		{"no-such-command", 1},
+	} {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "REFERRALCTL_TEST_ARGS="+tc.args)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		status := 0
+		if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+			status = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if status != tc.status || (status != 0) != strings.Contains(stderr.String(), "referralctl:") {
+			t.Errorf("referralctl %s: exit status %d, stderr %q; want %d", tc.args, status, stderr.String(), tc.status)
+		}
+	}
+}
 
 // ctl runs referralctl with args and an empty environment.
 func ctl(t *testing.T, args ...string) (stdout, stderr string, err error) {

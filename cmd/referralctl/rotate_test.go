@@ -179,3 +179,31 @@ func TestRotateKeyRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestRotateKeyFindsTheKeyringWhereTheServiceDoes: a keyring kept outside the data dir,
+// named by REFERRAL_ENCRYPTION_KEYS_FILE as for referrald, is the one rotated — not a
+// leftover dev keyring in the data dir.
+func TestRotateKeyFindsTheKeyringWhereTheServiceDoes(t *testing.T) {
+	s := seedDataDir(t, 1, time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	outside := filepath.Join(t.TempDir(), "keys.json")
+	if err := os.Rename(filepath.Join(s.dir, datadir.KeyringFile), outside); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CreateKeyringFile(filepath.Join(s.dir, datadir.KeyringFile), "leftover"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := privacyRun(t, map[string]string{"REFERRAL_ENCRYPTION_KEYS_FILE": outside}, "rotate-key", "--data-dir", s.dir, "--new-key")
+	if err != nil {
+		t.Fatalf("rotate-key: %v\n%s", err, out)
+	}
+	keys, err := store.LoadKeyring(outside)
+	if err != nil || len(keys.IDs()) != 2 || keys.Active() == "dev-1" {
+		t.Fatalf("the keyring named by the environment after --new-key: %v, %v", keys, err)
+	}
+	if left, err := store.LoadKeyring(filepath.Join(s.dir, datadir.KeyringFile)); err != nil || len(left.IDs()) != 1 {
+		t.Errorf("the leftover keyring changed: %v, %v", left, err)
+	}
+	if usage, err := s.open(t, keys).KeyUsage(); err != nil || usage[keys.Active()] != 2 {
+		t.Errorf("usage = %v, %v; want both records under the new key", usage, err)
+	}
+}
