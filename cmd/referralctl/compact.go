@@ -54,6 +54,7 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("compact: the copy fails its check, the original is kept: %w", err)
 	}
+	beforeSwap(path)
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("compact: %w", err)
 	}
@@ -69,6 +70,10 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		path, before.Size(), after.Size(), time.Since(start).Round(time.Second), st)
 	return err
 }
+
+// beforeSwap is called just before the compacted copy replaces the file at path; tests set
+// it to look at the original then.
+var beforeSwap = func(path string) {}
 
 // compactTo copies the database at path into a new file next to it and returns the new
 // file's name and the original, still open: it is held read-only (a running referrald holds

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -47,8 +48,22 @@ func TestCompactKeepsEverythingAndShrinks(t *testing.T) {
 	}
 	path := filepath.Join(f.dir, datadir.DBFile)
 	before, _ := os.Stat(path)
+	// Up to the swap the original stays locked: a referrald started then waits instead of
+	// writing to a file about to be replaced.
+	swapped := false
+	beforeSwap = func(p string) {
+		swapped = true
+		if db, err := bolt.Open(p, 0o600, &bolt.Options{Timeout: 100 * time.Millisecond}); err == nil {
+			db.Close()
+			t.Error("the original could be opened for writing just before the swap")
+		}
+	}
+	t.Cleanup(func() { beforeSwap = func(string) {} })
 	if err := run(ctx, []string{"compact", "--data-dir", f.dir}, os.Getenv, &out, &errb); err != nil {
 		t.Fatalf("compact: %v\n%s", err, errb.String())
+	}
+	if !swapped {
+		t.Error("compact did not reach the swap")
 	}
 	after, _ := os.Stat(path)
 	if after.Size() >= before.Size() {
