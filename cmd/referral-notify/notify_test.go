@@ -897,3 +897,26 @@ func TestAWebhookSlowerThanTheAckWaitIsNotRedeliveredWhileItRuns(t *testing.T) {
 		t.Error("a redelivery reached the notifier")
 	}
 }
+
+func TestAnUnwritableSeenFileEndsTheRunWithTheEventUnacknowledged(t *testing.T) {
+	// The seen file cannot take the id (a full disk): the event must not be acknowledged, or
+	// a re-publish of it after a restart would be printed again unnoticed.
+	writeSeen = func(*os.File, string) (int, error) { return 0, syscall.ENOSPC }
+	t.Cleanup(func() { writeSeen = (*os.File).WriteString })
+	s := startNATS(t, t.TempDir(), -1)
+	s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
+	n := startNotify(t, "--org", "hva-90", "--nats-url", s.url(), "--seen-file", filepath.Join(t.TempDir(), "seen"), "--ack-wait", "30s")
+	var err error
+	select {
+	case err = <-n.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not end")
+	}
+	n.once.Do(func() {}) // already ended
+	if err == nil || !strings.Contains(err.Error(), "seen file") {
+		t.Fatalf("run: %v, want the seen file's error", err)
+	}
+	if info := s.consumerInfo("notify-hva-90"); info.NumAckPending != 1 {
+		t.Errorf("ack pending %d, want the event unacknowledged", info.NumAckPending)
+	}
+}

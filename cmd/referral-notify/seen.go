@@ -84,7 +84,7 @@ func (s *seenSet) Add(id string) error {
 	if s.f == nil || strings.ContainsAny(id, "\r\n") {
 		return nil
 	}
-	if _, err := s.f.WriteString(id + "\n"); err != nil {
+	if _, err := writeSeen(s.f, id+"\n"); err != nil {
 		return fmt.Errorf("seen file: %w", err)
 	}
 	s.lines++
@@ -93,6 +93,9 @@ func (s *seenSet) Add(id string) error {
 	}
 	return nil
 }
+
+// writeSeen appends to the seen file; tests replace it to make a write fail.
+var writeSeen = (*os.File).WriteString
 
 // Len is the number of remembered ids.
 func (s *seenSet) Len() int { return len(s.ids) }
