@@ -157,8 +157,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := outboxKeepConfig(&c, *outboxKeep); err != nil {
 		return c, err
 	}
-	if c.natsReplicas < 0 || c.natsReplicas > 5 {
-		return c, fmt.Errorf("--nats-replicas %d: want 1 to 5, or 0 to keep the stream's", c.natsReplicas)
+	if c.natsReplicas < 0 || c.natsReplicas > 5 || c.natsReplicas%2 == 0 && c.natsReplicas != 0 {
+		// An even count adds a server without adding a failure the stream survives.
+		return c, fmt.Errorf("--nats-replicas %d: want 1, 3 or 5, or 0 to keep the stream's", c.natsReplicas)
 	}
 	if clockStart != "" {
 		t, err := time.Parse(time.RFC3339, clockStart)

@@ -107,6 +107,17 @@ func TestKeysFromFilesAndEnvironment(t *testing.T) {
 	if _, err := clientIndexKey(config{clientIndexKeyHex: "abcd"}); err == nil || !strings.Contains(err.Error(), "REFERRAL_CLIENT_INDEX_KEY") {
 		t.Errorf("short key: %v", err)
 	}
+	// 31 bytes is one short of the 256 bits the keyed hash of identity codes needs.
+	short := filepath.Join(dir, "short.key")
+	if err := os.WriteFile(short, []byte(hexKey[:62]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clientIndexKey(config{clientIndexKey: short}); err == nil {
+		t.Error("a 31-byte key from a file was accepted")
+	}
+	if _, err := clientIndexKey(config{clientIndexKeyHex: hexKey[:62]}); err == nil {
+		t.Error("a 31-byte key from the environment was accepted")
+	}
 	if k, err := encryptionKeyring(config{encryptionKeysJSON: `{"active":"k1","keys":{"k1":"` + hexKey + `"}}`}); err != nil || k.Active() != "k1" {
 		t.Errorf("keyring from env: %v %v", k, err)
 	}

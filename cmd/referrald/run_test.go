@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -252,24 +251,61 @@ func TestRestartKeepsEverythingAndDeliversThePendingOutbox(t *testing.T) {
 }
 
 func TestConfigRefusals(t *testing.T) {
-	cases := map[string][]string{
-		"no keys without --dev":      {"--data-dir", t.TempDir()},
-		"dev clock without --dev":    {"--jwt-public-key", "k.pem", "--jwt-issuer", "x", "--dev-clock-speed", "60"},
-		"dev clock start not a time": {"--dev", "--dev-clock-start", "tomorrow"},
-		"stray argument":             {"--dev", "serve"},
-		"dev issuer outside --dev":   {"--jwt-public-key", "k.pem", "--jwt-issuer", "referrald-dev"},
-		"two key sources":            {"--jwt-public-key", "k.pem", "--jwks-file", "j.json", "--jwt-issuer", "https://idp"},
-		"symmetric algorithm":        {"--dev", "--data-dir", t.TempDir(), "--jwt-algorithms", "HS256"},
-		"seven stream replicas":      {"--dev", "--data-dir", t.TempDir(), "--nats-replicas", "7"},
+	// Each case is a complete production configuration (token keys, encryption keys, client
+	// index key) with one thing wrong, so that each fails for its own reason.
+	prod := []string{"--jwt-public-key", "k.pem", "--jwt-issuer", "https://idp", "--encryption-keys", "keys.json", "--client-index-key", "index.key"}
+	if _, err := parseConfig(prod, func(string) string { return "" }, io.Discard); err != nil {
+		t.Fatalf("the complete configuration: %v", err)
 	}
-	for name, args := range cases {
-		t.Run(name, func(t *testing.T) {
-			var stderr bytes.Buffer
-			err := run(context.Background(), args, func(string) string { return "" }, io.Discard, &stderr)
-			if err == nil {
-				t.Fatal("run started, want a refusal")
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no token keys without --dev", []string{"--encryption-keys", "keys.json", "--client-index-key", "index.key"}, nil, "without --dev, --jwt-issuer"},
+		{"no encryption keys without --dev", []string{"--jwt-public-key", "k.pem", "--jwt-issuer", "x", "--client-index-key", "index.key"}, nil, "--encryption-keys FILE"},
+		{"dev clock speed without --dev", append(prod, "--dev-clock-speed", "60"), nil, "only allowed with --dev"},
+		{"dev clock start without --dev", append(prod, "--dev-clock-start", "2026-11-23T08:00:00Z"), nil, "only allowed with --dev"},
+		{"REFERRAL_DEV=false is not dev", []string{"--encryption-keys", "keys.json", "--client-index-key", "index.key"}, map[string]string{"REFERRAL_DEV": "false"}, "without --dev"},
+		{"dev clock start not a time", []string{"--dev", "--dev-clock-start", "tomorrow"}, nil, "RFC 3339"},
+		{"stray argument", []string{"--dev", "serve"}, nil, "serve"},
+		{"dev issuer outside --dev", []string{"--jwt-public-key", "k.pem", "--jwt-issuer", "referrald-dev", "--encryption-keys", "keys.json", "--client-index-key", "index.key"}, nil, "dev issuer"},
+		{"two token key sources", append(prod, "--jwks-file", "j.json"), nil, "only one of"},
+		{"client CA without a certificate", append(prod, "--tls-client-ca", "ca.pem"), nil, "--tls-client-ca needs them"},
+		{"certificate without its key", append(prod, "--tls-cert", "c.pem"), nil, "--tls-cert and --tls-key go together"},
+		{"seven stream replicas", []string{"--dev", "--nats-replicas", "7"}, nil, "--nats-replicas"},
+		{"an even number of stream replicas", []string{"--dev", "--nats-replicas", "2"}, nil, "--nats-replicas"},
+		{"two keyring sources", append(prod, "--dev"), map[string]string{"REFERRAL_ENCRYPTION_KEYS": "{}"}, "not both"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want a refusal with %q", err, tc.want)
 			}
 		})
+	}
+	for _, tc := range []struct {
+		env string
+		dev bool
+	}{{"true", true}, {"false", false}, {"", false}} {
+		c, err := parseConfig(prod, func(k string) string {
+			if k == "REFERRAL_DEV" {
+				return tc.env
+			}
+			return ""
+		}, io.Discard)
+		if err != nil || c.dev != tc.dev {
+			t.Errorf("REFERRAL_DEV=%q: dev %v, %v; want %v", tc.env, c.dev, err, tc.dev)
+		}
+	}
+	// Refusals stop run before it starts anything; a symmetric token algorithm is refused
+	// when the verifier is set up.
+	for _, args := range [][]string{{"--data-dir", t.TempDir()}, {"--dev", "--data-dir", t.TempDir(), "--jwt-algorithms", "HS256"}} {
+		if err := run(context.Background(), args, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
+			t.Errorf("run %v started, want a refusal", args)
+		}
 	}
 	t.Run("bad environment value", func(t *testing.T) {
 		env := func(k string) string {
