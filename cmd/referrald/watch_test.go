@@ -4,16 +4,20 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/kela-hva/referrals/broker"
 	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/domain/calendar"
 	"github.com/kela-hva/referrals/internal/testkit"
+	"github.com/kela-hva/referrals/store"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -232,4 +236,94 @@ func TestDeadlinesConfigIsLoadedOrRefused(t *testing.T) {
 			t.Errorf("deadlines = %v", d)
 		}
 	})
+}
+
+// failingDue is a store whose first failures DueAlerts calls fail.
+type failingDue struct {
+	domain.Store
+	failures atomic.Int32
+}
+
+func (f *failingDue) DueAlerts(ctx context.Context, df domain.DueFilter) ([]domain.Alert, error) {
+	if f.failures.Add(-1) >= 0 {
+		return nil, errors.New("injected: the store is busy")
+	}
+	return f.Store.DueAlerts(ctx, df)
+}
+
+// watcherService is a service on a new store in dir whose business clock is clock, with
+// n referrals created at the clock's time.
+func watcherService(t *testing.T, clock *testkit.Clock, n int, wrap func(domain.Store) domain.Store) (*domain.Service, *store.DB) {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "referrals.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc := &domain.Service{Store: wrap(db), Registry: domain.DefaultRegistry(), Clock: clock,
+		Policy:    domain.NewDeadlinePolicy(calendar.New(calendar.Options{})),
+		ClientKey: func(pid string) string { return "k-" + pid }}
+	kela := domain.Actor{UserID: "k", Name: "Kela Käsittelijä", Org: domain.Kela, Roles: []domain.Role{domain.RoleKelaHandler}}
+	for range n {
+		_, _, err := svc.Create(context.Background(), kela, &domain.CreateRequest{Kind: domain.KindSocialWorkNeed, Urgency: domain.Normal,
+			Client:         &domain.Client{PersonalID: "131052-308T", Name: "Testi", HomeMunicipality: "091"},
+			SocialWorkNeed: &domain.SocialWorkNeed{NeedFlags: []string{"other"}, Consent: "given", Description: "d"}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return svc, db
+}
+
+// overdueEvents counts the overdue events in db's outbox.
+func overdueEvents(t *testing.T, db *store.DB) int {
+	t.Helper()
+	evs, err := db.PendingEvents(100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Event.Type == domain.EventOverdue {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWatcherFiresEverythingDueAtStartInBatches: alerts that fell due while the service was
+// down all fire at the watcher's start — more than one batch of them — not one batch a tick.
+func TestWatcherFiresEverythingDueAtStartInBatches(t *testing.T) {
+	clock := testkit.NewClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	n := watchBatch/2 + 1 // two overdue and two warnings each: over four batches
+	svc, db := watcherService(t, clock, n, func(s domain.Store) domain.Store { return s })
+	clock.Advance(60 * 24 * time.Hour) // past every deadline
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		runWatcher(ctx, svc, clock, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		close(done)
+	}()
+	waitFor(t, "every overdue alert", 10*time.Second, func() bool { return overdueEvents(t, db) == 2*n })
+	cancel()
+	<-done
+}
+
+// TestWatcherKeepsGoingAfterAFailure: a store error in one step is retried at the next
+// tick; the watcher does not stop.
+func TestWatcherKeepsGoingAfterAFailure(t *testing.T) {
+	clock := testkit.NewClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	fd := &failingDue{}
+	fd.failures.Store(2)
+	svc, db := watcherService(t, clock, 1, func(s domain.Store) domain.Store { fd.Store = s; return fd })
+	clock.Advance(60 * 24 * time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		runWatcher(ctx, svc, clock, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		close(done)
+	}()
+	waitFor(t, "the overdue alerts after two failed steps", 10*time.Second, func() bool { return overdueEvents(t, db) == 2 })
+	cancel()
+	<-done
 }
