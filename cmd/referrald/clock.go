@@ -21,12 +21,13 @@ func (c devClock) Now() time.Time {
 	return c.start.Add(time.Duration(float64(elapsed) * c.speed)).UTC()
 }
 
-// businessClock returns the clock the service's business logic runs on.
-func businessClock(cfg config) domain.Clock {
+// businessClock returns the clock the service's business logic runs on, given the real one
+// (time.Now).
+func businessClock(cfg config, real func() time.Time) domain.Clock {
 	if !cfg.dev || (cfg.devClockStart.IsZero() && cfg.devClockSpeed == 0) {
-		return domain.ClockFunc(time.Now)
+		return domain.ClockFunc(real)
 	}
-	c := devClock{start: cfg.devClockStart, realStart: time.Now(), speed: cfg.devClockSpeed, real: time.Now}
+	c := devClock{start: cfg.devClockStart, realStart: real(), speed: cfg.devClockSpeed, real: real}
 	if c.start.IsZero() {
 		c.start = c.realStart
 	}

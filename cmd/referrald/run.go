@@ -94,7 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	clock := businessClock(cfg)
+	clock := businessClock(cfg, time.Now)
 	svc := &domain.Service{
 		Store: db, Registry: registry, Clock: clock,
 		Policy:    deadlines.Policy(calendar.New(calendar.Options{CountEvesAsBusinessDays: deadlines.CountEvesAsBusinessDays})),

@@ -339,4 +339,27 @@ func TestDevClockRunsFasterFromItsStart(t *testing.T) {
 	if got := c.Now(); !got.Equal(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)) {
 		t.Errorf("one real minute at speed 60 = %v, want 09:00", got)
 	}
+	// The clock the flags make: a start alone runs at real speed; neither (or no --dev) is
+	// the real clock.
+	now := real
+	tick := func() time.Time { return now }
+	start := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		cfg   config
+		after time.Time // the business time after one real minute
+	}{
+		{"start alone", config{dev: true, devClockStart: start}, start.Add(time.Minute)},
+		{"speed alone", config{dev: true, devClockSpeed: 60}, real.Add(time.Hour)},
+		{"start and speed", config{dev: true, devClockStart: start, devClockSpeed: 60}, start.Add(time.Hour)},
+		{"neither", config{dev: true}, real.Add(time.Minute)},
+		{"not dev", config{devClockStart: start, devClockSpeed: 60}, real.Add(time.Minute)},
+	} {
+		now = real
+		clock := businessClock(tc.cfg, tick)
+		now = real.Add(time.Minute)
+		if got := clock.Now(); !got.Equal(tc.after) {
+			t.Errorf("%s: after a real minute %v, want %v", tc.name, got, tc.after)
+		}
+	}
 }
