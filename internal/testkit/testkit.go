@@ -1,6 +1,7 @@
 // Package testkit holds the few helpers every package's tests need: a business clock moved by
 // hand, a buffer that collects a running service's logs, a bounded wait for something a real
-// goroutine must do, and a JetStream connection to a test's NATS server. Only tests import it,
+// goroutine must do, a JetStream connection to a test's NATS server, and a certificate
+// authority for TLS tests. Only tests import it,
 // and it imports no package of this module, so any package's tests can use it.
 package testkit
 
