@@ -125,8 +125,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Float64Var(&c.rateLimit, "rate-limit", envFloat("REFERRAL_RATE_LIMIT", 200), "requests per second per organisation, 0 for no limit (REFERRAL_RATE_LIMIT)")
 	fs.Int64Var(&c.rateBurst, "rate-burst", envInt("REFERRAL_RATE_BURST", 400), "burst of requests per organisation above the rate (REFERRAL_RATE_BURST)")
 	fs.DurationVar(&c.batchDelay, "batch-delay", envDuration("REFERRAL_BATCH_DELAY", 0), "group commit: how long an idle store waits for more writes to share a commit; 0 commits at once (under load, writes that arrive during a commit share the next anyway) (REFERRAL_BATCH_DELAY)")
-	fs.StringVar(&clockStart, "dev-clock-start", env("REFERRAL_DEV_CLOCK_START", ""), "dev only: the business clock starts at this RFC 3339 time")
-	fs.Float64Var(&c.devClockSpeed, "dev-clock-speed", envFloat("REFERRAL_DEV_CLOCK_SPEED", 0), "dev only: seconds of business time per real second")
+	fs.StringVar(&clockStart, "dev-clock-start", env("REFERRAL_DEV_CLOCK_START", ""), "dev only: the business clock starts at this RFC 3339 time (REFERRAL_DEV_CLOCK_START)")
+	fs.Float64Var(&c.devClockSpeed, "dev-clock-speed", envFloat("REFERRAL_DEV_CLOCK_SPEED", 0), "dev only: seconds of business time per real second (REFERRAL_DEV_CLOCK_SPEED)")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for requests and the outbox")
 	fs.StringVar(&c.deadlinesConfig, "deadlines-config", env("REFERRAL_DEADLINES_CONFIG", ""), "JSON file of deadline rules, eves, warning lead and Kela handoff target; see deadlines.example.json (REFERRAL_DEADLINES_CONFIG)")
 	fs.DurationVar(&c.watchInterval, "watch-interval", envDuration("REFERRAL_WATCH_INTERVAL", time.Second), "how often (real time) the deadline watcher fires due warnings and overdue alerts (REFERRAL_WATCH_INTERVAL)")
@@ -136,8 +136,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	c.encryptionKeysJSON = getenv("REFERRAL_ENCRYPTION_KEYS")
 	fs.StringVar(&c.clientIndexKey, "client-index-key", env("REFERRAL_CLIENT_INDEX_KEY_FILE", ""), "file of the client search index key, 64 hex digits (REFERRAL_CLIENT_INDEX_KEY_FILE, or the hex itself in REFERRAL_CLIENT_INDEX_KEY); required without --dev; never change it without reindexing")
 	c.clientIndexKeyHex = getenv("REFERRAL_CLIENT_INDEX_KEY")
-	retention := env("REFERRAL_RETENTION", "")
-	fs.StringVar(&retention, "retention", retention, "how long after closure a referral keeps its personal data, in days (730d) or as a duration; default two years (REFERRAL_RETENTION)")
+	retention := env("REFERRAL_RETENTION", "730d") // store.DefaultRetention
+	fs.StringVar(&retention, "retention", retention, "how long after closure a referral keeps its personal data, in days (730d) or as a duration (REFERRAL_RETENTION)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
