@@ -398,6 +398,27 @@ func TestListPageIsOneAccessLogEntry(t *testing.T) {
 	if _, ids := pageEntry(auditItems(t, r)); !slices.Equal(ids, []string{matti}) {
 		t.Errorf("Matti's extract shows items %v", ids)
 	}
+	// Helsinki's inbox page: each item is Kela's data disclosed to Helsinki, with its legal
+	// basis and the client's consent (Act 703/2023 §10).
+	if r := h.do("GET", "/v1/referrals", hkiWorker(h), nil, "X-Purpose", "service_need_assessment", "X-Request-Id", "req-page-2"); r.status != http.StatusOK {
+		t.Fatalf("inbox: %d %s", r.status, r.body)
+	}
+	var inbox map[string]any
+	for _, it := range auditItems(t, h.do("GET", "/v1/audit", h.token("hva-90", domain.RoleAuditor), nil, "X-Purpose", "audit")) {
+		if it["request_id"] == "req-page-2" {
+			inbox = it
+		}
+	}
+	if items, _ := inbox["items"].([]any); len(items) != 2 {
+		t.Errorf("Helsinki's inbox page entry: %v, want its two referrals", inbox)
+	} else {
+		for _, x := range items {
+			d, _ := x.(map[string]any)["disclosure"].(map[string]any)
+			if d["from"] != "kela" || d["to"] != "hva-90" || d["legal_basis"] == "" || d["consent"] != "given" {
+				t.Errorf("item %v: want Kela's data disclosed to Helsinki with its basis and consent", x)
+			}
+		}
+	}
 	if _, err := h.db.VerifyAudit(context.Background(), nil); err != nil {
 		t.Error(err)
 	}

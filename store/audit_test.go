@@ -1021,3 +1021,54 @@ func pagedSeqs(t interface {
 	}
 	return got
 }
+
+// TestClientSearchEntriesNameTheSearchedPerson: a search that found referrals is logged with
+// the person's keyed hash too, so that the person's extract finds it by that key alone —
+// also once the referrals it found have been erased.
+func TestClientSearchEntriesNameTheSearchedPerson(t *testing.T) {
+	db := MustOpen(t)
+	svc, _ := serviceOn(db)
+	ctx := domain.WithAccess(context.Background(), domain.Access{Purpose: domain.PurposeBenefitProcessing})
+	r, _, err := svc.Create(ctx, kelaHandler, needRequest(secretPID, secretName), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := svc.SearchClient(ctx, kelaHandler, secretPID)
+	if err != nil || len(found) != 1 {
+		t.Fatalf("search: %d found, %v", len(found), err)
+	}
+	if err := svc.LogClientSearch(ctx, kelaHandler, secretPID, found); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.AuditOf(ctx, domain.ExtractFilter{Org: domain.Kela, ClientKey: svc.ClientKey(secretPID)})
+	if err != nil || len(got) != 1 || got[0].Action != domain.AuditClientSearch || got[0].ReferralID != r.ID {
+		t.Errorf("the person's entries by their key alone: %+v, %v; want the search that found %s", got, err, r.ID)
+	}
+}
+
+// TestReplayAfterTheRecipientActedIsADisclosure: a create retried after the county
+// acknowledged the referral shows Kela the county's data again: the replay's entry records
+// that disclosure, with its legal basis.
+func TestReplayAfterTheRecipientActedIsADisclosure(t *testing.T) {
+	db := MustOpen(t)
+	svc, _ := serviceOn(db)
+	ctx := context.Background()
+	r, _, err := svc.Create(ctx, kelaHandler, needRequest(secretPID, secretName), "idem-replay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Act(ctx, hkiWorker, r.ID, domain.Command{Action: domain.ActionReceive}); err != nil {
+		t.Fatal(err)
+	}
+	if _, created, err := svc.Create(ctx, kelaHandler, needRequest(secretPID, secretName), "idem-replay"); err != nil || created {
+		t.Fatalf("replay: created %v, %v", created, err)
+	}
+	p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: r.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := p.Items[len(p.Items)-1]
+	if d := last.Disclosure; last.Action != domain.AuditCreateReplay || d == nil || d.From != "hva-90" || d.To != domain.Kela || d.LegalBasis == "" {
+		t.Errorf("the replay's entry: %+v (disclosure %+v); want hva-90's data disclosed to Kela with its basis", last, last.Disclosure)
+	}
+}
