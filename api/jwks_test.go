@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/hmac"
@@ -130,8 +131,31 @@ func TestJWKSFileRotation(t *testing.T) {
 	if _, err := a.Authenticate("Bearer " + signed(t, "k1", k1)); err == nil {
 		t.Error("k1 accepted after the file dropped it")
 	}
+	// A broken replacement (half written, or not a key set) keeps the last good keys: every
+	// token failing until someone notices would stop the service.
+	if err := os.WriteFile(path, []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later := future.Add(2 * time.Second)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the once-a-second re-check: the next call reads the file
+	if _, err := a.Authenticate("Bearer " + signed(t, "k2", k2)); err != nil {
+		t.Errorf("k2 after a broken replacement file: %v, want the last good keys kept", err)
+	}
 	if _, err := api.JWKSFromFile(filepath.Join(t.TempDir(), "missing.json")); err == nil {
 		t.Error("a missing JWKS file was accepted")
+	}
+}
+
+// TestJWKSURLMustBeHTTPS: keys fetched over plain http could be swapped on the way; only
+// loopback (a local identity provider, tests) may use it.
+func TestJWKSURLMustBeHTTPS(t *testing.T) {
+	for _, u := range []string{"http://idp.example/jwks", "http://10.0.0.5/jwks", "ftp://idp.example/jwks"} {
+		if _, err := api.JWKSFromURL(context.Background(), u, time.Hour); err == nil || !strings.Contains(err.Error(), "https") {
+			t.Errorf("%s: %v, want a refusal naming https", u, err)
+		}
 	}
 }
 
