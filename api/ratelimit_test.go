@@ -43,6 +43,12 @@ func TestRateLimitIsPerOrganisation(t *testing.T) {
 	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") != "2" || r.Header.Get("Content-Type") != "application/problem+json" {
 		t.Errorf("over the budget: %d, Retry-After %q, %q; want 429, 2, problem", r.StatusCode, r.Header.Get("Retry-After"), r.Header.Get("Content-Type"))
 	}
+	// Refused requests spend nothing: retrying while limited does not push the wait out.
+	for i := range 4 {
+		if r := get(hki); r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") != "2" {
+			t.Errorf("refused retry %d: %d, Retry-After %q; want 429 and still 2", i+1, r.StatusCode, r.Header.Get("Retry-After"))
+		}
+	}
 	if r := get(tre); r.StatusCode != http.StatusOK {
 		t.Errorf("another organisation was limited too: %d", r.StatusCode)
 	}
