@@ -787,3 +787,34 @@ func TestStoreTellsItsObserverOfEachAlertOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertsFireInTheOrderTheyFellDue: with a warning lead longer than the gap between two
+// referrals' deadlines, the later deadline's warning fell due before the earlier one's
+// overdue alert, and the watcher catching up one alert a step fires them in that order — not
+// in deadline order.
+func TestAlertsFireInTheOrderTheyFellDue(t *testing.T) {
+	f := newFixture(t)
+	f.svc.Policy.WarningLead = 36 * time.Hour
+	f.clock.Set(mustTime(t, "2026-11-23T08:00:00Z")) // Monday
+	a := mustCreate(t, f, kelaHandler, needRequest(clientA, "837"))
+	f.clock.Set(mustTime(t, "2026-11-24T08:00:00Z")) // Tuesday: B's acknowledge_by is a day after A's
+	b := mustCreate(t, f, kelaHandler, needRequest(clientA, "837"))
+	f.clock.Set(mustTime(t, "2026-11-26T12:00:00Z")) // past both acknowledge_by deadlines
+	var got []string
+	for range 10 {
+		fired, err := f.svc.FireDue(context.Background(), f.clock.Now(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fired) == 0 {
+			break
+		}
+		if fired[0].Deadline == ackBy {
+			name := map[string]string{a.ID: "A", b.ID: "B"}[fired[0].ReferralID]
+			got = append(got, name+" "+string(fired[0].Type))
+		}
+	}
+	if want := []string{"A " + warn, "B " + warn, "A " + overdue, "B " + overdue}; !slices.Equal(got, want) {
+		t.Errorf("acknowledge_by alerts fired %v, want %v (the order they fell due)", got, want)
+	}
+}
