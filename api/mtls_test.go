@@ -69,3 +69,33 @@ func TestMutualTLSOrganisationMustMatchTheToken(t *testing.T) {
 		t.Error("a certificate from another CA was accepted")
 	}
 }
+
+// TestMutualTLSNeedsAVerifiedCertificate: behind a TLS layer that asks for a client
+// certificate but does not verify it, a certificate naming the right organisation is still
+// refused — the handler trusts only a chain the TLS layer verified.
+func TestMutualTLSNeedsAVerifiedCertificate(t *testing.T) {
+	h := newHarness(t, "")
+	reg := domain.DefaultRegistry()
+	auth, err := api.NewAuthenticator(api.AuthConfig{Keys: []crypto.PublicKey{testKey.Public()}, Issuer: api.DevIssuer, Audience: api.Audience}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := testkit.NewCA(t)
+	srv := httptest.NewUnstartedServer(api.NewServer(api.Deps{Service: &domain.Service{Store: h.db, Registry: reg, Clock: h.clock},
+		Auth: auth, Registry: reg, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), RequireClientCert: true}))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert, Certificates: []tls.Certificate{ca.Issue(t, "server", "", true)}, MinVersion: tls.VersionTLS12}
+	srv.StartTLS()
+	defer srv.Close()
+	forged := testkit.NewCA(t).Issue(t, "client", api.CertOrgURIPrefix+"hva-90", false) // nobody's CA
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{forged}}}}
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/organisations", nil)
+	req.Header.Set("Authorization", "Bearer "+hkiWorker(h))
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("an unverified certificate naming the token's organisation: %d, want 401", resp.StatusCode)
+	}
+}
