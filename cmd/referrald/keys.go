@@ -88,3 +88,19 @@ func clientIndexKey(c config) ([]byte, error) {
 	}
 	return nil, errors.New("no client index key configured")
 }
+
+// readableByOthers returns those of paths (empty ones skipped) whose mode lets the group or
+// others read them: a key file the service's user alone should read. Unreadable files are
+// left to the code that loads them.
+func readableByOthers(paths ...string) []string {
+	var open []string
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o044 != 0 {
+			open = append(open, p)
+		}
+	}
+	return open
+}

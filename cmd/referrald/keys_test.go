@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,5 +163,24 @@ func TestServiceStoresNoClientDataInTheClear(t *testing.T) {
 	err = run(context.Background(), []string{"--dev", "--data-dir", dir, "--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"}, env, io.Discard, io.Discard)
 	if !errors.Is(err, store.ErrClientIndexKeyChanged) {
 		t.Errorf("restart with another index key: %v, want ErrClientIndexKeyChanged", err)
+	}
+}
+
+// TestKeyFilesReadableByOthersAreFound: the start-up warning names a key file the group or
+// others may read, and not one only its owner reads.
+func TestKeyFilesReadableByOthersAreFound(t *testing.T) {
+	dir := t.TempDir()
+	own, group, world := filepath.Join(dir, "own.key"), filepath.Join(dir, "group.key"), filepath.Join(dir, "world.key")
+	for path, mode := range map[string]os.FileMode{own: 0o600, group: 0o640, world: 0o604} {
+		if err := os.WriteFile(path, []byte(hexKey), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readableByOthers(own, "", group, world, filepath.Join(dir, "missing.key"))
+	if !slices.Equal(got, []string{group, world}) {
+		t.Errorf("readable by others: %v, want %v", got, []string{group, world})
 	}
 }

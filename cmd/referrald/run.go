@@ -57,6 +57,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// Kubernetes mounts secrets 0644 unless told otherwise: warn rather than refuse.
+	for _, f := range readableByOthers(cfg.encryptionKeys, cfg.clientIndexKey, filepath.Join(cfg.dataDir, datadir.CursorKeyFile)) {
+		log.Warn("key file is readable by other users than the service's: make it 0600 (or 0400)", "file", f)
+	}
 	metrics := api.NewMetrics() // metrics.go; the store tells it the milestones and alerts it commits
 	db, err := store.Open(filepath.Join(cfg.dataDir, datadir.DBFile), store.Options{MaxBatchDelay: cfg.batchDelay, Keys: keyring,
 		Calendar: calendar.New(calendar.Options{CountEvesAsBusinessDays: deadlines.CountEvesAsBusinessDays}), Observer: metrics})
