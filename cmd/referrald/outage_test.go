@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/kela-hva/referrals/broker"
 	"github.com/kela-hva/referrals/domain"
+	"github.com/kela-hva/referrals/internal/testkit"
 )
 
 // The NATS outage proof (issue 5, item 5): referrald runs against an external NATS (an
@@ -197,4 +199,38 @@ func TestNATSOutageDegradesThenDrainsInOrderWithoutLoss(t *testing.T) {
 	}
 	t.Logf("%d referrals, %d events expected, %d in the stream (%d duplicates dropped by id)",
 		len(w.order), total, len(events), len(events)-len(unique))
+}
+
+// TestStopFlushesTheOutboxWhileNATSIsUp: events written while NATS was away, and not yet
+// retried when the service is stopped, are published by the stop itself (the relay is still
+// in its back-off), not left for the next start.
+func TestStopFlushesTheOutboxWhileNATSIsUp(t *testing.T) {
+	natsDir := t.TempDir()
+	x := startExternalNATS(t, natsDir, -1)
+	x.stop() // down from the start; the port is free again
+	s := startService(t, t.TempDir(), "--nats-url", x.url())
+	status, ref := s.do("POST", "/v1/referrals", s.token("kela", domain.RoleKelaHandler), needJSON)
+	if status != http.StatusCreated {
+		t.Fatalf("create while NATS is down: %d %v", status, ref)
+	}
+	// The service retries the stream with a growing wait (100 ms, doubling): once its next try
+	// is 6.4 s away, the stop below comes well before it.
+	waitFor(t, "a long retry wait", 20*time.Second, func() bool {
+		return strings.Contains(s.logs.String(), `"msg":"ensure stream failed, retrying"`) && strings.Contains(s.logs.String(), `"retry_in":"6.4s"`)
+	})
+	x = startExternalNATS(t, natsDir, x.port)
+	_, js := testkit.JetStream(t, x.url())
+	if _, err := broker.EnsureStream(context.Background(), js, broker.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the service's connection back", 15*time.Second, func() bool {
+		_, body := s.do("GET", "/readyz", "", "")
+		checks, _ := body["checks"].(map[string]any)
+		return checks["nats"] == "ok"
+	})
+	s.stop()
+	events := streamEvents(t, x.url(), 10*time.Second, func(evs []broker.CloudEvent) bool { return len(evs) >= 1 })
+	if len(events) != 1 || events[0].Subject != ref["id"] {
+		t.Errorf("the stream after the stop: %+v, want the referral's created event", events)
+	}
 }
