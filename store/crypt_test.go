@@ -171,6 +171,18 @@ func TestSealedValuesAreBoundToTheirPlace(t *testing.T) {
 	if got := mustReferral(t, db, a.ID); got.Client.Name != a.Client.Name {
 		t.Errorf("a = %+v", got.Client)
 	}
+	// A sealed value cut short (its header names a key, the rest is missing) is a damaged
+	// value, not a plaintext one: ErrNotEncrypted would send the operator to rotate-key.
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		idb, _ := parseID(b.ID)
+		return tx.Bucket(bucketReferrals).Put(idb[:], []byte{sealedVersion, 2, 'k', '1'})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Referral(context.Background(), b.ID); !errors.Is(err, ErrDecrypt) {
+		t.Errorf("truncated sealed record: err = %v, want ErrDecrypt", err)
+	}
 }
 
 // TestWrongOrMissingKeyIsAClearError reopens an encrypted file with a wrong key under the same
