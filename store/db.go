@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -64,6 +65,41 @@ func (db *DB) LegacyIndexDropped() (int, time.Duration) { return db.legacyDroppe
 
 var _ domain.Store = (*DB)(nil)
 
+// openLocked opens the bbolt file at path with opts and returns it locked, making sure the
+// file it locked is still the one at path. bbolt opens the file, then waits for its lock; if
+// the file was replaced meanwhile (referralctl compact renames the compacted copy over the
+// original while holding the original's lock), the lock then taken is the old, unlinked
+// file's, and every write to it would vanish at the next start. Such an open is retried on
+// the file now at path.
+func openLocked(path string, opts *bolt.Options) (*bolt.DB, error) {
+	for attempt := 0; ; attempt++ {
+		var f *os.File
+		o := *opts
+		open := o.OpenFile
+		if open == nil {
+			open = os.OpenFile
+		}
+		o.OpenFile = func(name string, flag int, mode os.FileMode) (*os.File, error) {
+			var err error
+			f, err = open(name, flag, mode)
+			return f, err
+		}
+		bdb, err := bolt.Open(path, 0o600, &o)
+		if err != nil {
+			return nil, err
+		}
+		held, herr := f.Stat()
+		now, nerr := os.Stat(path)
+		if herr == nil && nerr == nil && os.SameFile(held, now) {
+			return bdb, nil
+		}
+		_ = bdb.Close()
+		if attempt == 2 {
+			return nil, fmt.Errorf("the file was replaced while this process waited for it, %d times", attempt+1)
+		}
+	}
+}
+
 // Open opens or creates the bbolt file at path (mode 0600) and creates the buckets. It
 // returns an error wrapping bbolt's errors.ErrTimeout if another process holds the file
 // longer than opts.Timeout, and a *LayoutError, having written nothing, if a newer binary laid
@@ -74,7 +110,7 @@ func Open(path string, opts Options) (*DB, error) {
 		timeout = DefaultTimeout
 	}
 	// NoSync stays off: a command is durable when Update returns.
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistArrayType})
+	bdb, err := openLocked(path, &bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistArrayType})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -349,4 +350,72 @@ func TestCheckReportsCorruption(t *testing.T) {
 	if err := db2.Check(); err == nil {
 		t.Error("Check found nothing in a corrupted file")
 	}
+}
+
+// TestOpenWaitingWhileTheFileIsReplacedOpensTheNewFile: a referrald started while referralctl
+// compact runs opens the file and waits for its lock; compact renames the compacted copy over
+// it and then lets go. The waiting Open must end up on the file now at the path — not on the
+// old, unlinked one, where every write would vanish at the next start.
+func TestOpenWaitingWhileTheFileIsReplacedOpensTheNewFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "referrals.db")
+	first := mustOpenPath(t, path, Options{})
+	mustCreate(t, first, newReferral(orgKela, orgHelsin))
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, path, path+".copy")                                      // the "compacted" copy
+	holder, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true}) // compact's hold on the original
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan struct{})
+	var once sync.Once
+	type result struct {
+		db  *bolt.DB
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		db, err := openLocked(path, &bolt.Options{Timeout: 10 * time.Second, OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, mode)
+			once.Do(func() { close(opened) }) // the first open: the original, then it waits
+			return f, err
+		}})
+		done <- result{db, err}
+	}()
+	<-opened
+	if err := os.Rename(path+".copy", path); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := r.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("written-after-the-swap"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("k"), []byte("v"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer check.Close()
+	_ = check.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte("written-after-the-swap")); b == nil || b.Get([]byte("k")) == nil {
+			t.Error("the write of the Open that waited through the swap is not in the file at the path")
+		}
+		return nil
+	})
 }

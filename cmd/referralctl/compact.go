@@ -42,7 +42,8 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("compact: %w", err)
 	}
 	// The original stays open (locked) until the copy has replaced it: a referrald started
-	// meanwhile waits instead of writing to a file about to be swapped out.
+	// meanwhile waits instead of writing to a file about to be swapped out, and then opens
+	// the copy (store.Open checks that the file it locked is the one at the path).
 	defer src.Close()
 	keep := false
 	defer func() {
