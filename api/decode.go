@@ -61,7 +61,7 @@ func decodeError(err error, body []byte, t reflect.Type) error {
 			// encoding/json names the field but not where it is: find it in the body.
 			fe.Pointer = "/" + name
 			if path, ok := unknownFieldPath(body, t, name); ok {
-				fe.Pointer = pointerOf(strings.Join(path, "."))
+				fe.Pointer = "/" + strings.Join(path, "/")
 			}
 		}
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -72,13 +72,21 @@ func decodeError(err error, body []byte, t reflect.Type) error {
 
 // unknownFieldPath finds, in body, an object member called name that the Go type t has no
 // field for where it occurs, and returns its path (member names and array indexes). Members
-// are searched in sorted order, so the answer is the same for the same body.
+// are searched in sorted order, so the answer is the same for the same body. Only paths of
+// plain names and indexes are returned: a path is echoed to the client, and anything else
+// (a map key, say) could be the client's data.
 func unknownFieldPath(body []byte, t reflect.Type, name string) ([]string, bool) {
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {
 		return nil, false
 	}
-	return findUnknown(v, t, name, nil)
+	path, ok := findUnknown(v, t, name, nil)
+	for _, p := range path {
+		if !plainName(p) && strings.Trim(p, "0123456789") != "" {
+			return nil, false
+		}
+	}
+	return path, ok
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
@@ -96,8 +104,6 @@ func findUnknown(v any, t reflect.Type, name string, path []string) ([]string, b
 		for _, k := range keys {
 			var ft reflect.Type
 			switch t.Kind() {
-			case reflect.Map:
-				ft = t.Elem()
 			case reflect.Struct:
 				f, ok := jsonField(t, k)
 				if !ok {
@@ -128,10 +134,11 @@ func findUnknown(v any, t reflect.Type, name string, path []string) ([]string, b
 }
 
 // jsonField returns the type of the field of struct t that encoding/json decodes member key
-// into (the exact name first, then case-insensitively, as encoding/json matches), looking
-// into embedded structs.
+// into: a field of t's own before one of an embedded struct (the shallower wins), and the
+// exact name before a case-insensitive match, as encoding/json matches.
 func jsonField(t reflect.Type, key string) (reflect.Type, bool) {
 	var fold reflect.Type
+	var embedded []reflect.Type
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag.Get("json")
@@ -145,9 +152,7 @@ func jsonField(t reflect.Type, key string) (reflect.Type, bool) {
 				et = et.Elem()
 			}
 			if et.Kind() == reflect.Struct {
-				if ft, ok := jsonField(et, key); ok {
-					return ft, true
-				}
+				embedded = append(embedded, et)
 				continue
 			}
 		}
@@ -164,7 +169,15 @@ func jsonField(t reflect.Type, key string) (reflect.Type, bool) {
 			fold = f.Type
 		}
 	}
-	return fold, fold != nil
+	if fold != nil {
+		return fold, true
+	}
+	for _, et := range embedded {
+		if ft, ok := jsonField(et, key); ok {
+			return ft, true
+		}
+	}
+	return nil, false
 }
 
 func jsonKind(goKind string) string {

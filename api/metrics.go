@@ -101,7 +101,7 @@ func NewMetrics() *Metrics {
 	}, []string{"method", "route", "status"})
 	m.commit = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    MetricCommitDuration,
-		Help:    "Group commits of the data file, from the start of the transaction until it is durable (the writes waiting for it wait at most this plus the commit before): the service's write latency floor.",
+		Help:    "Group commits of the data file, from the start of the transaction (including any wait for bbolt's write lock) until it is durable; a write normally waits for the commit in progress and its own.",
 		Buckets: commitBuckets,
 	})
 	m.disk = prometheus.NewHistogram(prometheus.HistogramOpts{

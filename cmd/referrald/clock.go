@@ -23,11 +23,11 @@ func (c devClock) Now() time.Time {
 
 // businessClock returns the clock the service's business logic runs on, given the real one
 // (time.Now).
-func businessClock(cfg config, real func() time.Time) domain.Clock {
+func businessClock(cfg config, realNow func() time.Time) domain.Clock {
 	if !cfg.dev || (cfg.devClockStart.IsZero() && cfg.devClockSpeed == 0) {
-		return domain.ClockFunc(real)
+		return domain.ClockFunc(realNow)
 	}
-	c := devClock{start: cfg.devClockStart, realStart: real(), speed: cfg.devClockSpeed, real: real}
+	c := devClock{start: cfg.devClockStart, realStart: realNow(), speed: cfg.devClockSpeed, real: realNow}
 	if c.start.IsZero() {
 		c.start = c.realStart
 	}

@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	// Kubernetes mounts secrets 0644 unless told otherwise: warn rather than refuse.
-	for _, f := range readableByOthers(cfg.encryptionKeys, cfg.clientIndexKey, filepath.Join(cfg.dataDir, datadir.CursorKeyFile)) {
+	for _, f := range readableByOthers(cfg.encryptionKeys, cfg.clientIndexKey, cfg.tlsKey, filepath.Join(cfg.dataDir, datadir.CursorKeyFile)) {
 		log.Warn("key file is readable by other users than the service's: make it 0600 (or 0400)", "file", f)
 	}
 	metrics := api.NewMetrics() // metrics.go; the store tells it the milestones and alerts it commits
