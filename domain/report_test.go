@@ -3,6 +3,7 @@ package domain_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -351,8 +352,8 @@ func TestReportScopeByRole(t *testing.T) {
 	}
 }
 
-// TestPercentilesNearestRank checks p50/p90 over a histogram big enough to switch the
-// accumulator from its map to its array, split over two cells.
+// TestPercentilesNearestRank checks p50/p90 over 200 observations split over two cells (the
+// accumulator's sorted list), and over eight (it switches to its dense array on the way).
 func TestPercentilesNearestRank(t *testing.T) {
 	nov := domain.MakeMonth(2026, time.November)
 	key := domain.ReportCellKey{Month: nov, Sender: domain.Kela, Recipient: "hva-90", Kind: domain.KindSocialWorkNeed, Urgency: domain.Normal}
@@ -391,6 +392,28 @@ func TestPercentilesNearestRank(t *testing.T) {
 	}
 	if got.Total.TimeToCompletion.Count != 0 || got.Total.TimeToCompletion.P50 != nil || got.Total.WithinDeadline.RespondBy.Share != nil {
 		t.Errorf("empty figures should be null: %+v", got.Total)
+	}
+	// The same 200 observations over eight cells (eight counties): the total merges more
+	// cells than its sorted list takes and switches to its dense array — with every
+	// observation gathered before the switch.
+	var spread memCells
+	for i := range 8 {
+		c := domain.ReportCell{ReportCellKey: key}
+		c.Recipient = domain.OrgID(fmt.Sprintf("hva-%02d", i+1))
+		for h := i + 1; h <= 200; h += 8 {
+			c.Hist[domain.DurAcknowledge] = append(c.Hist[domain.DurAcknowledge],
+				domain.HistBin{Bucket: domain.DurationBucket(time.Duration(h) * time.Hour), Count: 1})
+			c.Counts[domain.CountAcknowledged]++
+		}
+		spread = append(spread, c)
+	}
+	rp = &domain.Reporter{Store: spread, Clock: rp.Clock}
+	got, err = rp.ResponseTimes(context.Background(), kelaSuper, domain.ReportQuery{From: nov, To: nov})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack := got.Total.TimeToAcknowledge; ack.Count != 200 || ack.P50.Hours != 100 || ack.P90.Hours != 180 {
+		t.Errorf("over eight cells: count %d p50 %v p90 %v, want 200, 100 h, 180 h", ack.Count, ack.P50.Hours, ack.P90.Hours)
 	}
 	_, err = rp.ResponseTimes(context.Background(), kelaSuper, domain.ReportQuery{From: nov, To: nov - 1})
 	var de *domain.Error
