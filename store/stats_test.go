@@ -295,6 +295,14 @@ func TestRebuildOnOpen(t *testing.T) {
 		statsNext(b, mon, func(r *domain.Referral) {
 			r.Status, r.Times.AcknowledgedAt, r.Times.FirstResponseAt, r.Times.ClosedAt = domain.StatusCompleted, statsPtr(mon), statsPtr(mon), statsPtr(mon)
 		}))
+	// Another client returned three times: one client bounced more than once, live and rebuilt.
+	for i := range 3 {
+		y := statsReferral("hva-90", at.Add(time.Duration(i+2)*time.Hour), "client-y")
+		statsPut(t, db, y)
+		statsPut(t, db, statsNext(y, mon, func(r *domain.Referral) {
+			r.Status, r.Times.AcknowledgedAt, r.Times.FirstResponseAt, r.Times.ClosedAt = domain.StatusReturned, statsPtr(mon), statsPtr(mon), statsPtr(mon)
+		}))
+	}
 	before := statsCells(t, db, statsNov2026, statsNov2026+1, "")
 	if len(before) != 3 {
 		t.Fatalf("%d cells before", len(before))
@@ -321,8 +329,8 @@ func TestRebuildOnOpen(t *testing.T) {
 	for _, c := range statsCells(t, db, statsNov2026, statsNov2026, "") {
 		repeat += c.Counts[domain.CountRepeatBounceClients]
 	}
-	if repeat != 1 {
-		t.Errorf("clients bounced more than once = %d, want 1", repeat)
+	if repeat != 2 {
+		t.Errorf("clients bounced more than once = %d, want 2 (client-y, and client-z now)", repeat)
 	}
 }
 
