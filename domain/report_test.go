@@ -421,3 +421,27 @@ func TestPercentilesNearestRank(t *testing.T) {
 		t.Errorf("to before from: %v, want malformed", err)
 	}
 }
+
+// TestOpenOverdueAtTheDeadlineInstant: the report counts a referral as overdue only after its
+// deadline's instant, as Referral.Overdue and ?overdue=true do — not at it.
+func TestOpenOverdueAtTheDeadlineInstant(t *testing.T) {
+	nov := domain.MakeMonth(2026, time.November)
+	by := hki(2026, 11, 24, 23, 59).Add(59 * time.Second)
+	cell := domain.ReportCell{ReportCellKey: domain.ReportCellKey{Month: nov, Sender: domain.Kela, Recipient: "hva-90",
+		Kind: domain.KindSocialWorkNeed, Urgency: domain.Normal}, Due: []domain.DueBin{{At: by.UnixNano(), Count: 1}}}
+	cell.Counts[domain.CountCreated] = 1
+	kelaSuper := domain.Actor{Org: domain.Kela, Roles: []domain.Role{domain.RoleSupervisor}}
+	for _, tc := range []struct {
+		now  time.Time
+		want int64
+	}{{by, 0}, {by.Add(time.Nanosecond), 1}} {
+		rp := &domain.Reporter{Store: memCells{cell}, Clock: domain.ClockFunc(func() time.Time { return tc.now })}
+		got, err := rp.ResponseTimes(context.Background(), kelaSuper, domain.ReportQuery{From: nov, To: nov})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Total.OpenOverdue != tc.want {
+			t.Errorf("at %v: open_overdue %d, want %d", tc.now, got.Total.OpenOverdue, tc.want)
+		}
+	}
+}
