@@ -268,6 +268,7 @@ func TestValidateCreate(t *testing.T) {
 		{"missing required nested", replace(`"personal_id": "131052-308T",`, ``), domain.EInvalid, []string{"/client/personal_id"}},
 		{"missing consent", replace(`"consent": "given",`, ``), domain.EInvalid, []string{"/social_work_need/consent"}},
 		{"empty need flags", replace(`["housing_risk", "released_from_prison"]`, `[]`), domain.EInvalid, []string{"/social_work_need/need_flags"}},
+		{"repeated need flag", replace(`["housing_risk", "released_from_prison"]`, `["housing_risk", "housing_risk"]`), domain.EInvalid, []string{"/social_work_need/need_flags"}},
 		{"too-long description", replace(`"Released 2026-11-20, no address yet."`, `"`+long+`"`), domain.EInvalid, []string{"/social_work_need/description"}},
 		{"name too long", replace(`"Matti Meikäläinen"`, `"`+strings.Repeat("ä", domain.MaxNameLen+1)+`"`), domain.EInvalid, []string{"/client/name"}},
 		{"name at the limit in runes", replace(`"Matti Meikäläinen"`, `"`+strings.Repeat("ä", domain.MaxNameLen)+`"`), "", nil},
