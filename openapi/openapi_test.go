@@ -472,6 +472,7 @@ func TestNoPersonalDataInErrors(t *testing.T) {
 		"as unknown value":   strings.Replace(validNeed, `"name"`, `"nickname": "131052-308T", "name"`, 1),
 		"as unknown key":     strings.Replace(validNeed, `"name"`, `"131052-308T": true, "name"`, 1),
 		"as top-level key":   strings.Replace(validNeed, `"kind"`, `"131052-308T": 1, "kind"`, 1),
+		"inside a key":       strings.Replace(validNeed, `"kind"`, `"hetu131052308T": 1, "kind"`, 1),
 		"in broken JSON":     `{"client": {"personal_id": "131052-308T", }`,
 		"in broken JSON (2)": `{"client": {"personal_id": 131052-308T}}`,
 		"with other errors":  strings.NewReplacer(`"urgency": "normal"`, `"urgency": "x"`, `"091"`, `"1"`).Replace(validNeed),
