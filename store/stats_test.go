@@ -407,3 +407,28 @@ func TestForgetClientBounces(t *testing.T) {
 		t.Error("the other client's counter went too")
 	}
 }
+
+// TestReportCellsScopedToAnOrganisation: an organisation's cells are those it sent and those
+// it received; a county that only receives still gets its own, and no one else's.
+func TestReportCellsScopedToAnOrganisation(t *testing.T) {
+	db := MustOpen(t)
+	at := statsHki(2026, 11, 6, 15)
+	statsPut(t, db, statsReferral("hva-90", at, ""), statsReferral("hva-08", at, ""))
+	for _, tc := range []struct {
+		org        domain.OrgID
+		recipients []domain.OrgID
+	}{
+		{domain.Kela, []domain.OrgID{"hva-08", "hva-90"}}, // the sender of both
+		{"hva-90", []domain.OrgID{"hva-90"}},              // receives only
+		{"hva-01", nil},                                   // neither
+	} {
+		var got []domain.OrgID
+		for _, c := range statsCells(t, db, statsNov2026, statsNov2026, tc.org) {
+			got = append(got, c.Recipient)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.recipients) {
+			t.Errorf("%s's cells: recipients %v, want %v", tc.org, got, tc.recipients)
+		}
+	}
+}
