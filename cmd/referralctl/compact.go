@@ -72,6 +72,9 @@ func cmdCompact(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return err
 }
 
+// syncCopy makes the compacted copy durable; tests count its calls.
+var syncCopy = (*bolt.DB).Sync
+
 // beforeSwap is called just before the compacted copy replaces the file at path; tests set
 // it to look at the original then.
 var beforeSwap = func(path string) {}
@@ -116,7 +119,7 @@ func compactFrom(ctx context.Context, src *bolt.DB, path string) (string, error)
 		err = ctx.Err()
 	}
 	if err == nil {
-		err = dst.Sync()
+		err = syncCopy(dst) // NoSync above: the copy must be on disk before it replaces the original
 	}
 	if err == nil {
 		err = sameKeyCounts(src, dst)

@@ -50,9 +50,14 @@ func TestCompactKeepsEverythingAndShrinks(t *testing.T) {
 	before, _ := os.Stat(path)
 	// Up to the swap the original stays locked: a referrald started then waits instead of
 	// writing to a file about to be replaced.
-	swapped := false
+	swapped, synced := false, 0
+	syncCopy = func(db *bolt.DB) error { synced++; return db.Sync() }
+	t.Cleanup(func() { syncCopy = (*bolt.DB).Sync })
 	beforeSwap = func(p string) {
 		swapped = true
+		if synced != 1 {
+			t.Errorf("the copy was synced %d times before the swap, want once", synced)
+		}
 		if db, err := bolt.Open(p, 0o600, &bolt.Options{Timeout: 100 * time.Millisecond}); err == nil {
 			db.Close()
 			t.Error("the original could be opened for writing just before the swap")
