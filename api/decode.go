@@ -100,21 +100,16 @@ func findUnknown(v any, t reflect.Type, name string, path []string) ([]string, b
 	}
 	switch x := v.(type) {
 	case map[string]any:
-		keys := slices.Sorted(maps.Keys(x))
-		for _, k := range keys {
-			var ft reflect.Type
-			switch t.Kind() {
-			case reflect.Struct:
-				f, ok := jsonField(t, k)
-				if !ok {
-					if k == name {
-						return append(path, k), true
-					}
-					continue
+		if t.Kind() != reflect.Struct {
+			return nil, false // a map's keys are data, not fields
+		}
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			ft, ok := jsonField(t, k)
+			if !ok {
+				if k == name {
+					return append(path, k), true
 				}
-				ft = f
-			default:
-				return nil, false
+				continue
 			}
 			if p, ok := findUnknown(x[k], ft, name, append(slices.Clip(path), k)); ok {
 				return p, true

@@ -56,12 +56,13 @@ type deadLetter struct {
 // deliver posts msg's event until it succeeds or the attempts are used up, then dead-letters
 // it. Until it returns it tells JetStream every keepAliveEvery that the message is in
 // progress (during the attempts and the waits between them), so the ack wait does not run
-// out and the event is not redelivered while it is still being handled. It reports whether the event was dead-lettered, and returns an
-// error only if ctx ends (the event is not acknowledged; the caller hands it back) or the
-// dead-letter file cannot be written. An attempt under way when ctx ends is finished (within the client's timeout), not
-// aborted: the receiver may already have the event, and if it answers 2xx the event is
-// acknowledged instead of being printed and posted again after a restart. A failed attempt is
-// not retried once ctx has ended.
+// out and the event is not redelivered while it is still being handled. It reports whether
+// the event was dead-lettered, and returns an error only if ctx ends (the event is not
+// acknowledged; the caller hands it back) or the dead-letter file cannot be written. An
+// attempt under way when ctx ends is finished (within the client's timeout), not aborted: the
+// receiver may already have the event, and if it answers 2xx the event is acknowledged
+// instead of being printed and posted again after a restart. A failed attempt is not retried
+// once ctx has ended.
 func (w *webhook) deliver(ctx context.Context, msg jetstream.Msg, ce broker.CloudEvent, seq uint64) (bool, error) {
 	defer keepAlive(msg, w.keepAliveEvery)()
 	wait := w.backoff
