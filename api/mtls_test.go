@@ -14,21 +14,28 @@ import (
 	"github.com/kela-hva/referrals/internal/testkit"
 )
 
-func TestMutualTLSOrganisationMustMatchTheToken(t *testing.T) {
-	h := newHarness(t, "")
+// mtlsServer serves h's store over TLS with a server certificate of ca, the service
+// requiring a client certificate, and the TLS layer asking for one as clientAuth says.
+func mtlsServer(t *testing.T, h *harness, ca *testkit.CA, clientAuth tls.ClientAuthType) *httptest.Server {
+	t.Helper()
 	reg := domain.DefaultRegistry()
 	auth, err := api.NewAuthenticator(api.AuthConfig{Keys: []crypto.PublicKey{testKey.Public()}, Issuer: api.DevIssuer, Audience: api.Audience}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := &domain.Service{Store: h.db, Registry: reg, Clock: h.clock}
-	ca := testkit.NewCA(t)
-	srv := httptest.NewUnstartedServer(api.NewServer(api.Deps{Service: svc, Auth: auth, Registry: reg,
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), RequireClientCert: true}))
-	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool,
+	srv := httptest.NewUnstartedServer(api.NewServer(api.Deps{Service: &domain.Service{Store: h.db, Registry: reg, Clock: h.clock},
+		Auth: auth, Registry: reg, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), RequireClientCert: true}))
+	srv.TLS = &tls.Config{ClientAuth: clientAuth, ClientCAs: ca.Pool,
 		Certificates: []tls.Certificate{ca.Issue(t, "server", "", true)}, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestMutualTLSOrganisationMustMatchTheToken(t *testing.T) {
+	h := newHarness(t, "")
+	ca := testkit.NewCA(t)
+	srv := mtlsServer(t, h, ca, tls.RequireAndVerifyClientCert)
 
 	call := func(cert *tls.Certificate, token string) (int, error) {
 		cfg := &tls.Config{RootCAs: ca.Pool}
@@ -75,17 +82,8 @@ func TestMutualTLSOrganisationMustMatchTheToken(t *testing.T) {
 // refused — the handler trusts only a chain the TLS layer verified.
 func TestMutualTLSNeedsAVerifiedCertificate(t *testing.T) {
 	h := newHarness(t, "")
-	reg := domain.DefaultRegistry()
-	auth, err := api.NewAuthenticator(api.AuthConfig{Keys: []crypto.PublicKey{testKey.Public()}, Issuer: api.DevIssuer, Audience: api.Audience}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ca := testkit.NewCA(t)
-	srv := httptest.NewUnstartedServer(api.NewServer(api.Deps{Service: &domain.Service{Store: h.db, Registry: reg, Clock: h.clock},
-		Auth: auth, Registry: reg, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), RequireClientCert: true}))
-	srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert, Certificates: []tls.Certificate{ca.Issue(t, "server", "", true)}, MinVersion: tls.VersionTLS12}
-	srv.StartTLS()
-	defer srv.Close()
+	srv := mtlsServer(t, h, ca, tls.RequireAnyClientCert)                               // asks, does not verify
 	forged := testkit.NewCA(t).Issue(t, "client", api.CertOrgURIPrefix+"hva-90", false) // nobody's CA
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{forged}}}}
 	req, _ := http.NewRequest("GET", srv.URL+"/v1/organisations", nil)
