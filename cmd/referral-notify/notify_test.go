@@ -265,6 +265,8 @@ func TestEventRedeliveredAfterACrashBeforeAckIsNotHandledAgain(t *testing.T) {
 	args := []string{"--org", "hva-90", "--nats-url", s.url(), "--seen-file", seenFile, "--ack-wait", "1s", "--log-level", "debug"}
 	s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
 
+	// A failure there hands the event back; a real crash leaves it for the 1-second ack wait:
+	// either way it comes back, already in the seen file.
 	crash := errors.New("simulated crash between handling and ack")
 	beforeAck = func(string) error { return crash }
 	first := startNotify(t, args...)
@@ -898,14 +900,16 @@ func TestAWebhookSlowerThanTheAckWaitIsNotRedeliveredWhileItRuns(t *testing.T) {
 	}
 }
 
-func TestAnUnwritableSeenFileEndsTheRunWithTheEventUnacknowledged(t *testing.T) {
+func TestAnUnwritableSeenFileEndsTheRunWithTheEventHandedBack(t *testing.T) {
 	// The seen file cannot take the id (a full disk): the event must not be acknowledged, or
-	// a re-publish of it after a restart would be printed again unnoticed.
+	// a re-publish of it after a restart would be printed again unnoticed. It is handed back,
+	// so the next start has it at once, not after the 30-second ack wait.
 	writeSeen = func(*os.File, string) (int, error) { return 0, syscall.ENOSPC }
 	t.Cleanup(func() { writeSeen = (*os.File).WriteString })
 	s := startNATS(t, t.TempDir(), -1)
 	s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
-	n := startNotify(t, "--org", "hva-90", "--nats-url", s.url(), "--seen-file", filepath.Join(t.TempDir(), "seen"), "--ack-wait", "30s")
+	args := []string{"--org", "hva-90", "--nats-url", s.url(), "--seen-file", filepath.Join(t.TempDir(), "seen"), "--ack-wait", "30s"}
+	n := startNotify(t, args...)
 	var err error
 	select {
 	case err = <-n.done:
@@ -916,7 +920,21 @@ func TestAnUnwritableSeenFileEndsTheRunWithTheEventUnacknowledged(t *testing.T) 
 	if err == nil || !strings.Contains(err.Error(), "seen file") {
 		t.Fatalf("run: %v, want the seen file's error", err)
 	}
-	if info := s.consumerInfo("notify-hva-90"); info.NumAckPending != 1 {
-		t.Errorf("ack pending %d, want the event unacknowledged", info.NumAckPending)
+	if info := s.consumerInfo("notify-hva-90"); info.AckFloor.Stream != 0 {
+		t.Errorf("ack floor at stream seq %d, want the event unacknowledged", info.AckFloor.Stream)
 	}
+	if !strings.Contains(n.stderr.String(), "handed back for redelivery") {
+		t.Errorf("the event was not handed back; log:\n%s", n.stderr.String())
+	}
+
+	writeSeen = (*os.File).WriteString
+	again := startNotify(t, args...)
+	start := time.Now()
+	if got := again.waitLines(t, 1); !strings.Contains(got[0], "created") {
+		t.Errorf("after the restart printed %q, want the created event", got)
+	}
+	if waited := time.Since(start); waited > 15*time.Second {
+		t.Errorf("the event came back after %v: it waited for the ack wait", waited)
+	}
+	waitFor(t, "consumer settled", 10*time.Second, func() bool { return s.settled("notify-hva-90") })
 }

@@ -197,7 +197,7 @@ type notifier struct {
 // loop handles messages until the iterator fails (returned as it is, to be retried), ctx
 // ends, or handling fails (a *fatalError). When ctx ends, the event whose handling it
 // interrupts (as in the wait between webhook retries) and any the iterator holds are handed
-// back to JetStream (see handBack).
+// back to JetStream (see handBack); so is an event whose handling failed.
 func (n *notifier) loop(ctx context.Context, iter jetstream.MessagesContext) error {
 	for {
 		msg, err := iter.Next(jetstream.NextContext(ctx))
@@ -211,8 +211,11 @@ func (n *notifier) loop(ctx context.Context, iter jetstream.MessagesContext) err
 			return err
 		}
 		if err := n.handle(ctx, msg); err != nil {
+			// Stopped, or a failure a retry will not fix (stdout, the seen file or the
+			// dead-letter file): either way the event was not handled, and the next start
+			// should have it at once rather than after the ack wait.
+			n.handBack(ctx, iter, msg)
 			if ctx.Err() != nil {
-				n.handBack(ctx, iter, msg)
 				return ctx.Err()
 			}
 			return &fatalError{err}
@@ -305,7 +308,7 @@ func (n *notifier) handBack(ctx context.Context, iter jetstream.MessagesContext,
 		n.log.Warn("cannot hand the event back; it will be redelivered after the ack wait", "subject", msg.Subject(), "err", err)
 		return
 	}
-	n.log.Info("stopped while handling an event; handed back for redelivery", "subject", msg.Subject())
+	n.log.Info("event not handled; handed back for redelivery", "subject", msg.Subject())
 }
 
 // term tells the server never to redeliver msg; a failure is only logged.
