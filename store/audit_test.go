@@ -219,13 +219,6 @@ func TestAuditQueries(t *testing.T) {
 	if err := db.AppendAudit(ctx, es); err != nil {
 		t.Fatal(err)
 	}
-	seqs := func(p domain.AuditPage) []uint64 {
-		var out []uint64
-		for _, e := range p.Items {
-			out = append(out, e.Seq)
-		}
-		return out
-	}
 	for _, tc := range []struct {
 		name string
 		f    domain.AuditFilter
@@ -245,7 +238,7 @@ func TestAuditQueries(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := fmt.Sprint(seqs(p)); got != tc.want || p.Next != "" {
+			if got := fmt.Sprint(seqsOf(p.Items)); got != tc.want || p.Next != "" {
 				t.Errorf("seqs %s next %q, want %s and no next", got, p.Next, tc.want)
 			}
 		})
@@ -260,7 +253,7 @@ func TestAuditQueries(t *testing.T) {
 				t.Fatal(err)
 			}
 			pages++
-			all = append(all, seqs(p)...)
+			all = append(all, seqsOf(p.Items)...)
 			if p.Next == "" {
 				break
 			}
@@ -375,20 +368,13 @@ func TestListPageEntriesAreIndexedLater(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	seqs := func(es []domain.AuditEntry) []uint64 {
-		var out []uint64
-		for _, e := range es {
-			out = append(out, e.Seq)
-		}
-		return out
-	}
 	check := func(stage string) {
 		t.Helper()
 		p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := seqs(p.Items); fmt.Sprint(got) != "[1 2 3 5]" {
+		if got := seqsOf(p.Items); fmt.Sprint(got) != "[1 2 3 5]" {
 			t.Errorf("%s: a's entries %v, want [1 2 3 5]", stage, got)
 		}
 		for _, e := range p.Items {
@@ -404,7 +390,7 @@ func TestListPageEntriesAreIndexedLater(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := seqs(ext); fmt.Sprint(got) != "[2 4]" {
+		if got := seqsOf(ext); fmt.Sprint(got) != "[2 4]" {
 			t.Errorf("%s: b's extract %v, want [2 4]", stage, got)
 		}
 		if _, err := db.VerifyAudit(ctx, nil); err != nil {
@@ -1071,4 +1057,74 @@ func TestReplayAfterTheRecipientActedIsADisclosure(t *testing.T) {
 	if d := last.Disclosure; last.Action != domain.AuditCreateReplay || d == nil || d.From != "hva-90" || d.To != domain.Kela || d.LegalBasis == "" {
 		t.Errorf("the replay's entry: %+v (disclosure %+v); want hva-90's data disclosed to Kela with its basis", last, last.Disclosure)
 	}
+}
+
+// TestAQueryDoesNotSeeItemsIndexedAfterItsSnapshot: a query by referral reads the log in one
+// read transaction and the items file in another, opened after it. A list page logged and
+// indexed between the two is in the items file but not in the query's log: itemsView caps the
+// items file at the log's head as the query sees it, so the query answers as of its snapshot
+// (without the cap it would look up an entry it cannot see and fail).
+func TestAQueryDoesNotSeeItemsIndexedAfterItsSnapshot(t *testing.T) {
+	ctx := context.Background()
+	// A mapping large enough that the write below, under the query's open read
+	// transaction, never has to grow it (which would wait for that transaction).
+	db := mustOpenPath(t, filepath.Join(t.TempDir(), "referrals.db"), Options{MaxBatchDelay: time.Millisecond, mmapSize: 64 << 20})
+	a := uuid.Must(uuid.NewV7()).String()
+	for _, e := range []domain.AuditEntry{entry("u1", domain.Kela, a, 0), pageEntry(1, a)} { // seqs 1, 2
+		if err := db.AppendAudit(ctx, []domain.AuditEntry{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := db.IndexAuditItems(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("IndexAuditItems = %d, %v, want the page at seq 2", n, err)
+	}
+
+	indexed := make(chan int, 1)
+	t.Cleanup(func() { beforeItemsView = nil })
+	beforeItemsView = func() {
+		beforeItemsView = nil // once: IndexAuditItems below goes through itemsView too
+		done := make(chan error, 1)
+		go func() {
+			err := db.AppendAudit(ctx, []domain.AuditEntry{pageEntry(2, a)}) // seq 3
+			if err == nil {
+				var n int
+				n, err = db.IndexAuditItems(ctx, 0)
+				indexed <- n
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("page logged and indexed during the query: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("the write under the query's read transaction did not finish")
+		}
+	}
+	p, err := db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a})
+	if err != nil {
+		t.Fatalf("query during the indexing: %v", err)
+	}
+	if n := <-indexed; n != 1 {
+		t.Fatalf("the indexer took %d pages during the query, want the page at seq 3", n)
+	}
+	if got := fmt.Sprint(seqsOf(p.Items)); got != "[1 2]" {
+		t.Errorf("query during the indexing found seqs %s, want [1 2] (its snapshot)", got)
+	}
+	p, err = db.Audit(ctx, domain.AuditFilter{Org: domain.Kela, ReferralID: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(seqsOf(p.Items)); got != "[1 2 3]" {
+		t.Errorf("the next query found seqs %s, want [1 2 3]", got)
+	}
+}
+
+func seqsOf(es []domain.AuditEntry) []uint64 {
+	out := make([]uint64, len(es))
+	for i, e := range es {
+		out[i] = e.Seq
+	}
+	return out
 }

@@ -301,11 +301,18 @@ func (db *DB) putItems(lists postings, seq uint64, sum []byte) error {
 	})
 }
 
+// beforeItemsView, when set (by tests only), runs in itemsView after it has read the log's
+// head and before it opens the items file.
+var beforeItemsView func()
+
 // itemsView runs fn with a read transaction of the items file, its "through" seq capped at
 // the head of the log as tx sees it. Open it after tx: then each page entry tx sees is
 // either marked past the returned seq or under the items file's "r" keys.
 func (db *DB) itemsView(tx *bolt.Tx, fn func(items *bolt.Bucket, through uint64) error) error {
 	head, _ := readHead(tx.Bucket(bucketPrivacyMeta))
+	if beforeItemsView != nil {
+		beforeItemsView()
+	}
 	return db.items.bolt.View(func(itx *bolt.Tx) error {
 		through, _ := readThrough(itx)
 		return fn(itx.Bucket(bucketItems), min(through, head))

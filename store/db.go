@@ -43,6 +43,10 @@ type Options struct {
 	Calendar domain.ReportCalendar
 	// Observer hears the milestones of every commit (stats.go), e.g. metrics; nil: none.
 	Observer StatsObserver
+
+	// mmapSize is bbolt's InitialMmapSize, for tests that write while holding a read
+	// transaction: a write that has to grow the mapping waits for every reader to finish.
+	mmapSize int
 }
 
 // DB is the bbolt store. It is safe for concurrent use.
@@ -110,7 +114,7 @@ func Open(path string, opts Options) (*DB, error) {
 		timeout = DefaultTimeout
 	}
 	// NoSync stays off: a command is durable when Update returns.
-	bdb, err := openLocked(path, &bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistArrayType})
+	bdb, err := openLocked(path, &bolt.Options{Timeout: timeout, FreelistType: bolt.FreelistArrayType, InitialMmapSize: opts.mmapSize})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
