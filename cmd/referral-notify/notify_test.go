@@ -158,6 +158,19 @@ func (n *notify) stop(t *testing.T) error {
 	return n.result
 }
 
+// endsByItself waits for run to end without being stopped and returns its error.
+func (n *notify) endsByItself(t *testing.T) error {
+	t.Helper()
+	var err error
+	select {
+	case err = <-n.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not end by itself")
+	}
+	n.once.Do(func() {}) // ended, as expected: the cleanup has nothing to stop or report
+	return err
+}
+
 // waitLines waits until n printed want lines.
 func (n *notify) waitLines(t *testing.T, want int) []string {
 	t.Helper()
@@ -270,13 +283,7 @@ func TestEventRedeliveredAfterACrashBeforeAckIsNotHandledAgain(t *testing.T) {
 	crash := errors.New("simulated crash between handling and ack")
 	beforeAck = func(string) error { return crash }
 	first := startNotify(t, args...)
-	var err error
-	select {
-	case err = <-first.done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("the first run did not reach the ack")
-	}
-	first.once.Do(func() {}) // already ended
+	err := first.endsByItself(t)
 	beforeAck = nil
 	if !errors.Is(err, crash) {
 		t.Fatalf("run: %v, want the simulated crash", err)
@@ -910,13 +917,7 @@ func TestAnUnwritableSeenFileEndsTheRunWithTheEventHandedBack(t *testing.T) {
 	s.publish(ev(1, domain.EventCreated, 1, "kela", "hva-90"), evID(1))
 	args := []string{"--org", "hva-90", "--nats-url", s.url(), "--seen-file", filepath.Join(t.TempDir(), "seen"), "--ack-wait", "30s"}
 	n := startNotify(t, args...)
-	var err error
-	select {
-	case err = <-n.done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not end")
-	}
-	n.once.Do(func() {}) // already ended
+	err := n.endsByItself(t)
 	if err == nil || !strings.Contains(err.Error(), "seen file") {
 		t.Fatalf("run: %v, want the seen file's error", err)
 	}
